@@ -1,0 +1,53 @@
+# chatbot-auth: `make run` starts the demo, `make test` runs the suite.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 2
+THREADS ?= 16
+
+.PHONY: install run serve test lint format bench clean
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.lock
+	touch $@
+
+install: $(VENV)/.installed
+
+.env: | $(VENV)/.installed
+	$(PY) -m config.envfile
+
+run: install .env
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py createcachetable
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py setup_demo
+	$(MAKE) --no-print-directory serve
+
+# gthread workers: the demo flow's API steps call this same server over HTTP,
+# so it must answer requests while another request of its own is waiting.
+serve:
+	$(VENV)/bin/gunicorn config.wsgi:application --bind $(HOST):$(PORT) \
+		--workers $(WORKERS) --threads $(THREADS) --worker-class gthread \
+		--access-logfile - --timeout 60
+
+test: install
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache

@@ -1,0 +1,43 @@
+"""Bots authenticate with an API key; staff with their admin session."""
+
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser
+from rest_framework import authentication, exceptions, permissions
+from rest_framework.request import Request
+
+from .models import Bot, BotAPIKey
+
+KEYWORDS = ("api-key", "bearer")
+
+
+class BotAPIKeyAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Api-Key <key>` (or `Bearer <key>`); `request.auth` is the key."""
+
+    def authenticate(self, request: Request) -> tuple[Any, BotAPIKey] | None:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        keyword, _, key = header.strip().partition(" ")
+        if keyword.lower() not in KEYWORDS:
+            return None
+        key = key.strip()
+        prefix = key.partition(".")[0]
+        api_key = (
+            BotAPIKey.objects.get_usable_keys().select_related("bot").filter(prefix=prefix).first()
+        )
+        # is_valid() compares hashes in constant time.
+        if api_key is None or not api_key.is_valid(key) or api_key.has_expired:
+            raise exceptions.AuthenticationFailed("Invalid API key.")
+        return AnonymousUser(), api_key
+
+    def authenticate_header(self, request: Request) -> str:
+        return "Api-Key"
+
+
+class IsBotOrStaff(permissions.BasePermission):
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return isinstance(request.auth, BotAPIKey) or bool(request.user and request.user.is_staff)
+
+
+def bot_of(request: Request) -> Bot | None:
+    """The calling bot, or None for a staff session (which may see every bot's data)."""
+    return request.auth.bot if isinstance(request.auth, BotAPIKey) else None

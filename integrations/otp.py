@@ -1,0 +1,297 @@
+"""The OTP service: send a code, check it, resend it, cancel it.
+
+Sending is three steps so that no lock is held during the provider's network
+call: reserve the send atomically (limits checked, counters taken, code
+hash stored), call the provider outside any transaction, then record the
+outcome atomically. A send refused by a limit never reaches the provider.
+"""
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import sms
+from .exceptions import (
+    DailyCapReachedError,
+    PhoneLockedError,
+    ProviderError,
+    RateLimitedError,
+    ServiceError,
+    VerificationClosedError,
+)
+from .models import Bot, Channel, DailySendCount, PhoneState, Verification, VerificationEvent
+from .phones import normalize_phone
+
+Status = Verification.Status
+Event = VerificationEvent.Kind
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    verification: Verification
+    verified: bool
+
+
+def generate_code() -> str:
+    return "".join(secrets.choice("0123456789") for _ in range(settings.OTP_LENGTH))
+
+
+def start_verification(
+    to: str,
+    *,
+    bot: Bot | None,
+    channel: str = Channel.SMS,
+    user_ref: str = "",
+    account: sms.ProviderAccount | None = None,
+) -> Verification:
+    """Create a verification for `to` and send it a new code."""
+    phone, country = normalize_phone(to)
+    now = timezone.now()
+    code = generate_code()
+    with transaction.atomic():
+        _reserve_send(phone, now)
+        verification = Verification(
+            bot=bot,
+            phone=phone,
+            country=country,
+            channel=channel,
+            user_ref=user_ref,
+            expires_at=now + timedelta(seconds=settings.OTP_TTL_SECONDS),
+            last_sent_at=now,
+            send_count=1,
+            created_at=now,
+        )
+        if account is not None:
+            verification.provider_account_sid = account.account_sid
+            verification.provider_auth_token = account.auth_token
+            verification.provider_from_number = account.from_number
+        verification.code_hmac = verification.hash_code(code)
+        verification.save(force_insert=True)
+    _deliver(verification, code, event=Event.SENT)
+    return verification
+
+
+def resend_code(verification: Verification) -> Verification:
+    """Send a new code for a pending verification; the old code stops working.
+
+    Attempts and the per-phone counters are kept: a resend is a send like
+    any other for the limits.
+    """
+    now = timezone.now()
+    code = generate_code()
+    with transaction.atomic():
+        verification = Verification.objects.select_for_update().get(pk=verification.pk)
+        _expire_if_due(verification, now)
+        if verification.status != Status.PENDING:
+            raise VerificationClosedError()
+        _reserve_send(verification.phone, now)
+        verification.code_hmac = verification.hash_code(code)
+        verification.send_count = F("send_count") + 1
+        verification.expires_at = now + timedelta(seconds=settings.OTP_TTL_SECONDS)
+        verification.last_sent_at = now
+        verification.save(update_fields=["code_hmac", "send_count", "expires_at", "last_sent_at"])
+        verification.refresh_from_db(fields=["send_count"])
+    _deliver(verification, code, event=Event.RESENT)
+    return verification
+
+
+def check_code(verification: Verification, code: str) -> CheckResult:
+    """Compare `code` with the verification's current code, once.
+
+    The row is locked for the comparison, so of many concurrent checks at
+    most OTP_MAX_CHECK_ATTEMPTS are compared and at most one succeeds.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        verification = Verification.objects.select_for_update().get(pk=verification.pk)
+        _expire_if_due(verification, now)
+        if verification.status != Status.PENDING:
+            return CheckResult(verification, verified=False)
+        state = PhoneState.objects.filter(phone=verification.phone).first()
+        if state is not None and state.is_locked(now):
+            raise PhoneLockedError(retry_after=_seconds_until(state.locked_until, now))
+
+        if verification.code_matches(code):
+            verification.status = Status.APPROVED
+            verification.code_hmac = ""
+            verification.save(update_fields=["status", "code_hmac", "updated_at"])
+            _add_event(verification, Event.APPROVED, now)
+            PhoneState.objects.filter(phone=verification.phone, consecutive_failures__gt=0).update(
+                consecutive_failures=0
+            )
+            return CheckResult(verification, verified=True)
+
+        verification.attempts += 1
+        _add_event(verification, Event.CHECK_FAILED, now, attempt=verification.attempts)
+        if verification.attempts >= settings.OTP_MAX_CHECK_ATTEMPTS:
+            verification.status = Status.MAX_ATTEMPTS_REACHED
+            verification.code_hmac = ""
+            _add_event(verification, Event.MAX_ATTEMPTS, now)
+        verification.save(update_fields=["attempts", "status", "code_hmac", "updated_at"])
+        if _register_phone_failure(verification.phone, now):
+            _add_event(verification, Event.LOCKED, now)
+        return CheckResult(verification, verified=False)
+
+
+def cancel_verification(verification: Verification) -> Verification:
+    """Close a pending verification; canceling a canceled one is a no-op."""
+    now = timezone.now()
+    with transaction.atomic():
+        verification = Verification.objects.select_for_update().get(pk=verification.pk)
+        _expire_if_due(verification, now)
+        if verification.status == Status.CANCELED:
+            return verification
+        if verification.status != Status.PENDING:
+            raise VerificationClosedError()
+        verification.status = Status.CANCELED
+        verification.code_hmac = ""
+        verification.save(update_fields=["status", "code_hmac", "updated_at"])
+        _add_event(verification, Event.CANCELED, now)
+    return verification
+
+
+def current_status(verification: Verification, now: datetime | None = None) -> str:
+    """The status as a reader should see it: a pending code past its TTL is expired."""
+    if verification.status == Status.PENDING and verification.is_expired(now or timezone.now()):
+        return Status.EXPIRED
+    return verification.status
+
+
+# --- Steps of a send ------------------------------------------------------------
+
+
+def _reserve_send(phone: str, now: datetime) -> None:
+    """Take one send from the phone's and the day's allowance, or raise.
+
+    Must run inside a transaction: the phone's row stays locked until commit,
+    so concurrent sends to one number are counted one after the other.
+    """
+    state, _ = PhoneState.objects.select_for_update().get_or_create(phone=phone)
+    if state.is_locked(now):
+        raise PhoneLockedError(retry_after=_seconds_until(state.locked_until, now))
+
+    window = timedelta(seconds=settings.OTP_SEND_WINDOW_SECONDS)
+    recent = [t for t in map(datetime.fromisoformat, state.recent_sends) if t > now - window]
+    if recent:
+        cooldown_ends = recent[-1] + timedelta(seconds=settings.OTP_RESEND_COOLDOWN_SECONDS)
+        if now < cooldown_ends:
+            raise RateLimitedError(
+                "A code was sent to this number moments ago. Wait before asking for another.",
+                retry_after=_seconds_until(cooldown_ends, now),
+            )
+    if len(recent) >= settings.OTP_MAX_SENDS_PER_PHONE:
+        raise RateLimitedError(retry_after=_seconds_until(recent[0] + window, now))
+
+    _take_from_daily_cap(now)
+    state.recent_sends = [t.isoformat() for t in [*recent, now]]
+    state.save(update_fields=["recent_sends"])
+
+
+def _take_from_daily_cap(now: datetime) -> None:
+    # A conditional UPDATE: the database refuses to go past the cap even when
+    # many workers send at once. No row updated means the cap is reached.
+    day = now.date()
+    DailySendCount.objects.get_or_create(day=day)
+    taken = DailySendCount.objects.filter(day=day, count__lt=settings.SMS_DAILY_CAP).update(
+        count=F("count") + 1
+    )
+    if not taken:
+        raise DailyCapReachedError()
+
+
+def _deliver(verification: Verification, code: str, *, event: str) -> None:
+    """Call the provider (no transaction open) and record what happened."""
+    message = sms.SmsMessage(
+        to=verification.phone,
+        body=_message_text(code),
+        channel=verification.channel,
+        account=_account_of(verification),
+        status_callback=f"{settings.PUBLIC_BASE_URL}/integrations/twilio/status-callback",
+    )
+    try:
+        message_sid = sms.send_message(message)
+    except ServiceError as exc:
+        _record_send_failure(verification, exc)
+        raise
+    now = timezone.now()
+    with transaction.atomic():
+        Verification.objects.filter(pk=verification.pk).update(
+            message_sid=message_sid, delivery_status="", updated_at=now
+        )
+        _add_event(verification, event, now, message_sid=message_sid)
+    verification.message_sid = message_sid
+
+
+def _record_send_failure(verification: Verification, exc: ServiceError) -> None:
+    now = timezone.now()
+    detail: dict[str, object] = {"error_code": exc.code}
+    if isinstance(exc, ProviderError) and exc.provider_code is not None:
+        detail["provider_code"] = exc.provider_code
+    with transaction.atomic():
+        Verification.objects.filter(pk=verification.pk).update(
+            status=Status.FAILED, error_code=exc.code, code_hmac="", updated_at=now
+        )
+        _add_event(verification, Event.SEND_FAILED, now, **detail)
+    verification.status = Status.FAILED
+    verification.error_code = exc.code
+
+
+def _message_text(code: str) -> str:
+    minutes = max(settings.OTP_TTL_SECONDS // 60, 1)
+    return (
+        f"Your verification code is {code}. It expires in {minutes} minutes. "
+        "Never share it with anyone."
+    )
+
+
+def _account_of(verification: Verification) -> sms.ProviderAccount | None:
+    if not verification.provider_account_sid:
+        return None
+    return sms.ProviderAccount(
+        account_sid=verification.provider_account_sid,
+        auth_token=verification.provider_auth_token,
+        from_number=verification.provider_from_number,
+    )
+
+
+# --- Small pieces ---------------------------------------------------------------
+
+
+def _expire_if_due(verification: Verification, now: datetime) -> None:
+    if verification.status == Status.PENDING and verification.is_expired(now):
+        verification.status = Status.EXPIRED
+        verification.code_hmac = ""
+        verification.save(update_fields=["status", "code_hmac", "updated_at"])
+        _add_event(verification, Event.EXPIRED, now)
+
+
+def _register_phone_failure(phone: str, now: datetime) -> bool:
+    """Count a wrong code against the phone; return True when it locks the phone.
+
+    The count spans verifications: starting a new one does not reset it.
+    """
+    state, _ = PhoneState.objects.select_for_update().get_or_create(phone=phone)
+    state.consecutive_failures += 1
+    locked = state.consecutive_failures >= settings.OTP_PHONE_LOCK_FAILURES
+    if locked:
+        state.locked_until = now + timedelta(seconds=settings.OTP_PHONE_LOCK_SECONDS)
+        state.consecutive_failures = 0
+    state.save(update_fields=["consecutive_failures", "locked_until"])
+    return locked
+
+
+def _add_event(verification: Verification, kind: str, now: datetime, **detail: object) -> None:
+    VerificationEvent.objects.create(
+        verification=verification, kind=kind, created_at=now, detail=detail
+    )
+
+
+def _seconds_until(moment: datetime | None, now: datetime) -> int:
+    if moment is None:
+        return 0
+    return max(int((moment - now).total_seconds()) + 1, 1)

@@ -1,0 +1,103 @@
+"""Request parsing and response shapes of the bot-facing OTP endpoints."""
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from . import otp
+from .models import Channel, Verification
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know, so a typo is an error rather than ignored."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(self.initial_data) - set(self.fields)
+        if unknown:
+            raise serializers.ValidationError(
+                {name: ["Unknown field."] for name in sorted(unknown)}
+            )
+        return attrs
+
+
+class CodeField(serializers.CharField):
+    """OTP_LENGTH ASCII digits; anything else is refused before any comparison."""
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if len(value) != settings.OTP_LENGTH or not (value.isascii() and value.isdigit()):
+            raise serializers.ValidationError(f"Enter the {settings.OTP_LENGTH}-digit code.")
+        return value
+
+
+# --- Native API (snake_case) ------------------------------------------------------
+
+
+class StartVerificationSerializer(StrictSerializer):
+    to = serializers.CharField(max_length=40, help_text="The phone number, E.164 (+14155552671)")
+    channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.SMS)
+    user_ref = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+
+
+class CheckVerificationSerializer(StrictSerializer):
+    code = CodeField(max_length=10)
+
+
+class EmptySerializer(StrictSerializer):
+    pass
+
+
+class VerificationSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    to = serializers.CharField(source="masked_phone")
+    channel = serializers.CharField()
+    status = serializers.SerializerMethodField()
+    attempts_left = serializers.IntegerField()
+    send_count = serializers.IntegerField()
+    expires_at = serializers.DateTimeField()
+    resend_available_at = serializers.DateTimeField(allow_null=True)
+    delivery_status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+    def get_status(self, verification: Verification) -> str:
+        return otp.current_status(verification)
+
+
+class CheckResultSerializer(VerificationSerializer):
+    verified = serializers.BooleanField()
+
+
+# --- The guide's endpoints (camelCase, extra fields ignored) ---------------------
+
+
+class GuideSendSerializer(serializers.Serializer):
+    toNumber = serializers.CharField(max_length=40)
+    accountSID = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    authToken = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+    fromNumber = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if bool(attrs["accountSID"]) != bool(attrs["authToken"]):
+            raise serializers.ValidationError("Send accountSID and authToken together, or neither.")
+        return attrs
+
+
+class GuideVerifySerializer(serializers.Serializer):
+    systemOtp = serializers.CharField(max_length=64)
+    userOtp = CodeField(max_length=10)
+
+
+class GuideSendResponseSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    systemOtp = serializers.CharField()
+    verificationId = serializers.CharField()
+    status = serializers.CharField()
+    expiresIn = serializers.IntegerField()
+
+
+class GuideVerifyResponseSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    verified = serializers.BooleanField()
+    status = serializers.CharField()
+    attemptsLeft = serializers.IntegerField()

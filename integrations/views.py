@@ -1,0 +1,162 @@
+"""Bot-facing OTP endpoints: the guide's two, and the native verifications API."""
+
+import uuid
+
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.http import require_GET
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import otp, serializers
+from .auth import bot_of
+from .models import Verification
+from .sms import ProviderAccount
+
+
+def get_verification(request: Request, verification_id: object) -> Verification:
+    """The caller's verification, or 404 (another bot's verification is not found either)."""
+    try:
+        pk = uuid.UUID(str(verification_id))
+    except ValueError:
+        pk = None
+    queryset = Verification.objects.for_bot(bot_of(request))
+    return get_object_or_404(queryset, pk=pk) if pk else get_object_or_404(queryset.none())
+
+
+# --- The guide's endpoints ----------------------------------------------------------
+
+
+class GuideSendView(APIView):
+    guide_style_errors = True
+
+    @extend_schema(
+        request=serializers.GuideSendSerializer,
+        responses=serializers.GuideSendResponseSerializer,
+        summary="Send a one-time code (the bot-platform guide's Send OTP API)",
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(serializers.GuideSendSerializer, request)
+        account = None
+        if data["accountSID"]:
+            account = ProviderAccount(data["accountSID"], data["authToken"], data["fromNumber"])
+        verification = otp.start_verification(
+            data["toNumber"], bot=bot_of(request), account=account
+        )
+        expires_in = int((verification.expires_at - verification.created_at).total_seconds())
+        return Response(
+            {
+                "success": True,
+                "systemOtp": str(verification.pk),
+                "verificationId": str(verification.pk),
+                "status": otp.current_status(verification),
+                "expiresIn": expires_in,
+            }
+        )
+
+
+class GuideVerifyView(APIView):
+    guide_style_errors = True
+
+    @extend_schema(
+        request=serializers.GuideVerifySerializer,
+        responses=serializers.GuideVerifyResponseSerializer,
+        summary="Check a one-time code (the bot-platform guide's Verify OTP API)",
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(serializers.GuideVerifySerializer, request)
+        verification = get_verification(request, data["systemOtp"])
+        result = otp.check_code(verification, data["userOtp"])
+        return Response(
+            {
+                "success": True,
+                "verified": result.verified,
+                "status": otp.current_status(result.verification),
+                "attemptsLeft": result.verification.attempts_left,
+            }
+        )
+
+
+# --- The native API -------------------------------------------------------------------
+
+
+class VerificationListView(APIView):
+    @extend_schema(
+        request=serializers.StartVerificationSerializer,
+        responses={201: serializers.VerificationSerializer},
+        summary="Start a verification: send a code to a phone",
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(serializers.StartVerificationSerializer, request)
+        verification = otp.start_verification(
+            data["to"], bot=bot_of(request), channel=data["channel"], user_ref=data["user_ref"]
+        )
+        return Response(serializers.VerificationSerializer(verification).data, status=201)
+
+
+class VerificationDetailView(APIView):
+    @extend_schema(responses=serializers.VerificationSerializer, summary="Get a verification")
+    def get(self, request: Request, verification_id: str) -> Response:
+        verification = get_verification(request, verification_id)
+        return Response(serializers.VerificationSerializer(verification).data)
+
+
+class VerificationCheckView(APIView):
+    @extend_schema(
+        request=serializers.CheckVerificationSerializer,
+        responses=serializers.CheckResultSerializer,
+        summary="Check a code",
+    )
+    def post(self, request: Request, verification_id: str) -> Response:
+        verification = get_verification(request, verification_id)
+        data = _validated(serializers.CheckVerificationSerializer, request)
+        result = otp.check_code(verification, data["code"])
+        body = serializers.VerificationSerializer(result.verification).data
+        return Response({**body, "verified": result.verified})
+
+
+class VerificationResendView(APIView):
+    @extend_schema(
+        request=serializers.EmptySerializer,
+        responses=serializers.VerificationSerializer,
+        summary="Send a new code (the old one stops working)",
+    )
+    def post(self, request: Request, verification_id: str) -> Response:
+        verification = get_verification(request, verification_id)
+        _validated(serializers.EmptySerializer, request)
+        verification = otp.resend_code(verification)
+        return Response(serializers.VerificationSerializer(verification).data)
+
+
+class VerificationCancelView(APIView):
+    @extend_schema(
+        request=serializers.EmptySerializer,
+        responses=serializers.VerificationSerializer,
+        summary="Cancel a pending verification",
+    )
+    def post(self, request: Request, verification_id: str) -> Response:
+        verification = get_verification(request, verification_id)
+        _validated(serializers.EmptySerializer, request)
+        verification = otp.cancel_verification(verification)
+        return Response(serializers.VerificationSerializer(verification).data)
+
+
+def _validated(serializer_class: type, request: Request) -> dict:
+    data = request.data if request.data is not None else {}
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness and database reachability, for load balancers and monitors."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        return JsonResponse({"status": "error", "database": "unreachable"}, status=503)
+    return JsonResponse({"status": "ok", "database": "ok"})

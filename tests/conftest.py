@@ -1,0 +1,46 @@
+import pytest
+from rest_framework.test import APIClient
+
+from integrations.models import Bot, BotAPIKey
+from integrations.sms import LocmemBackend
+
+
+@pytest.fixture(autouse=True)
+def outbox() -> list:
+    """The locmem SMS backend's outbox, emptied for each test."""
+    LocmemBackend.outbox.clear()
+    return LocmemBackend.outbox
+
+
+@pytest.fixture
+def bot(db) -> Bot:
+    return Bot.objects.create(name="Support bot")
+
+
+@pytest.fixture
+def api_key(bot) -> str:
+    _, key = BotAPIKey.objects.create_key(bot=bot, name="test")
+    return key
+
+
+@pytest.fixture
+def api(api_key) -> APIClient:
+    """An API client authenticated as `bot`."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
+    return client
+
+
+@pytest.fixture
+def other_api(db) -> APIClient:
+    """An API client of another bot."""
+    other = Bot.objects.create(name="Other bot")
+    _, key = BotAPIKey.objects.create_key(bot=other, name="test")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    return client
+
+
+def code_in(message) -> str:
+    """The code in an SMS, as the person reads it on the phone."""
+    return "".join(ch for ch in message.body.split(" is ")[1].split(".")[0] if ch.isdigit())
