@@ -106,6 +106,8 @@ class Verification(models.Model):
             models.Index(fields=["status", "-created_at"], name="verif_status"),
             models.Index(fields=["country", "-created_at"], name="verif_country"),
             models.Index(fields=["message_sid"], name="verif_message_sid"),
+            models.Index(fields=["channel", "-created_at"], name="verif_channel"),
+            models.Index(fields=["delivery_status", "-created_at"], name="verif_delivery"),
         ]
         permissions = [("view_full_phone", "Can view full phone numbers")]
 
