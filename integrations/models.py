@@ -7,10 +7,14 @@ conditional UPDATE, never read-modify-written from Python without a lock.
 
 import hashlib
 import hmac
+import re
 import uuid
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey
@@ -199,3 +203,326 @@ class DailySendCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day}: {self.count}"
+
+
+# --- Developer Section: custom attributes, API definitions, API-call log -------------
+
+PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z0-9_-]+)\s*\}\}")
+# What may follow `{{` at all; anything else between braces is a typo worth refusing.
+PLACEHOLDER_START_RE = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+JSON_PATH_RE = re.compile(r"^[^.\s\[\]]+(\.[^.\s\[\]]+)*$")
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+def placeholders_in(text: str) -> list[str]:
+    """Attribute names used as `{{name}}` in `text`, in order of appearance."""
+    return PLACEHOLDER_RE.findall(text)
+
+
+def validate_placeholders(text: str) -> None:
+    """Refuse malformed placeholders and placeholders naming unknown attributes."""
+    for inner in PLACEHOLDER_START_RE.findall(text):
+        if not re.fullmatch(r"\s*[A-Za-z0-9_-]+\s*", inner):
+            raise ValidationError(f"{{{{{inner}}}}} is not a valid placeholder.")
+    names = placeholders_in(text)
+    if not names:
+        return
+    known = set(CustomAttribute.objects.filter(name__in=names).values_list("name", flat=True))
+    unknown = [name for name in dict.fromkeys(names) if name not in known]
+    if unknown:
+        raise ValidationError(
+            "Unknown attribute %(names)s: create it under Custom attributes first.",
+            params={"names": ", ".join(f'"{name}"' for name in unknown)},
+            code="unknown_attribute",
+        )
+
+
+def normalize_json_path(path: str) -> str:
+    """`$.data.items[0].id` → `data.items.0.id`; the stored form is dotted."""
+    path = path.strip()
+    if path.startswith("$."):
+        path = path[2:]
+    return re.sub(r"\[(\d+)\]", r".\1", path)
+
+
+class CustomAttribute(models.Model):
+    """A named value of a conversation, filled by ask steps and API responses."""
+
+    class Type(models.TextChoices):
+        TEXT = "text"
+        NUMBER = "number"
+        BOOLEAN = "boolean"
+        PHONE = "phone"
+
+    name = models.SlugField(
+        max_length=64,
+        unique=True,
+        help_text="Letters, digits, - and _; used as {{name}} in API definitions.",
+    )
+    type = models.CharField(max_length=10, choices=Type.choices, default=Type.TEXT)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiDefinition(models.Model):
+    """An outbound HTTP API a bot calls, as in the guide's Developer Section."""
+
+    class Method(models.TextChoices):
+        GET = "GET"
+        POST = "POST"
+        PUT = "PUT"
+        PATCH = "PATCH"
+        DELETE = "DELETE"
+
+    class BodyFormat(models.TextChoices):
+        JSON = "json", "JSON"
+        FORM = "form", "form (application/x-www-form-urlencoded)"
+
+    IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE"})
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    method = models.CharField(max_length=6, choices=Method.choices, default=Method.POST)
+    # Not a URLField: the path and query may hold {{attribute}} placeholders.
+    url = models.CharField(
+        "URL",
+        max_length=2000,
+        help_text="http(s)://host/path; placeholders are allowed in the path and query only.",
+    )
+    body_format = models.CharField(
+        max_length=4, choices=BodyFormat.choices, default=BodyFormat.JSON
+    )
+    timeout = models.PositiveSmallIntegerField(
+        default=10,
+        validators=[MinValueValidator(1), MaxValueValidator(30)],
+        help_text="Seconds for the whole call (connecting takes at most 3 of them).",
+    )
+    retries = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(2)],
+        help_text="Extra attempts on a connection error or a 503; only GET, PUT and DELETE.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "API definition"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        try:
+            validate_api_url(self.url)
+        except ValidationError as exc:
+            errors.setdefault("url", []).extend(exc.messages)
+        if self.retries and self.method not in self.IDEMPOTENT_METHODS:
+            errors.setdefault("retries", []).append(
+                "Retries are only allowed for GET, PUT and DELETE: a repeated "
+                f"{self.method} could act twice."
+            )
+        if errors:
+            raise ValidationError(errors)
+
+    def used_attributes(self) -> list[str]:
+        """Names of the attributes its URL and rows use, in order, once each."""
+        texts = [self.url]
+        if self.pk:
+            for rows in (self.query_params.all(), self.headers.all(), self.body_params.all()):
+                texts.extend(row.value for row in rows if not row.is_secret)
+        names: list[str] = []
+        for text in texts:
+            names.extend(placeholders_in(text))
+        return list(dict.fromkeys(names))
+
+
+def validate_api_url(url: str) -> None:
+    """An http(s) URL whose scheme, host and port are fixed text (no placeholders)."""
+    url = url.strip()
+    if not url:
+        raise ValidationError("Enter a URL.")
+    if any(ch in url for ch in "\r\n\t ") or any(ord(ch) < 32 for ch in url):
+        raise ValidationError("The URL must not contain spaces or control characters.")
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValidationError("The URL must start with http:// or https://.")
+    if "{{" in parts.netloc or "}}" in parts.netloc:
+        raise ValidationError("Placeholders are not allowed in the host or port, only in the path.")
+    if "@" in parts.netloc:
+        raise ValidationError("Credentials in the URL are not allowed; use a secret header.")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise ValidationError("The URL's port is not valid.") from exc
+    if not host:
+        raise ValidationError("The URL has no host.")
+    del port
+    if parts.fragment:
+        raise ValidationError("The URL must not have a #fragment.")
+    validate_placeholders(url)
+
+
+class ApiRow(models.Model):
+    """A key/value row of a definition; the value is text with placeholders, or a secret.
+
+    A secret is stored encrypted in `secret_value` and sent as is (no
+    placeholders); the admin never shows it, only its last four characters.
+    A row with an empty value is not sent, so optional secrets can stay blank.
+    """
+
+    key = models.CharField(max_length=200)
+    value = models.TextField(blank=True)
+    is_secret = models.BooleanField("secret", default=False)
+    secret_value = EncryptedTextField(blank=True, editable=False)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.key
+
+    def clean(self) -> None:
+        if not self.key.strip():
+            raise ValidationError({"key": "Enter a key."})
+        if self.is_secret:
+            self.value = ""
+        else:
+            self.secret_value = ""
+            try:
+                validate_placeholders(self.value)
+            except ValidationError as exc:
+                raise ValidationError({"value": exc.messages}) from exc
+
+    @property
+    def configured_value(self) -> str:
+        return self.secret_value if self.is_secret else self.value
+
+
+class ApiQueryParam(ApiRow):
+    definition = models.ForeignKey(
+        ApiDefinition, on_delete=models.CASCADE, related_name="query_params"
+    )
+
+    class Meta(ApiRow.Meta):
+        verbose_name = "query parameter"
+
+
+class ApiHeader(ApiRow):
+    definition = models.ForeignKey(ApiDefinition, on_delete=models.CASCADE, related_name="headers")
+
+    class Meta(ApiRow.Meta):
+        verbose_name = "header"
+
+    def clean(self) -> None:
+        super().clean()
+        if not HEADER_NAME_RE.match(self.key):
+            raise ValidationError({"key": "A header name holds letters, digits and -_ only."})
+        if any(ch in self.configured_value for ch in "\r\n\0"):
+            raise ValidationError({"value": "A header value must not contain line breaks."})
+
+
+class ApiBodyParam(ApiRow):
+    definition = models.ForeignKey(
+        ApiDefinition, on_delete=models.CASCADE, related_name="body_params"
+    )
+
+    class Meta(ApiRow.Meta):
+        verbose_name = "body parameter"
+
+
+class ApiResponseMapping(models.Model):
+    """Saves one field of the response (or the HTTP status) into a custom attribute."""
+
+    class Source(models.TextChoices):
+        JSON = "json", "JSON path"
+        STATUS = "status", "HTTP status"
+
+    definition = models.ForeignKey(
+        ApiDefinition, on_delete=models.CASCADE, related_name="response_mappings"
+    )
+    source = models.CharField(max_length=6, choices=Source.choices, default=Source.JSON)
+    path = models.CharField(
+        max_length=300, blank=True, help_text="e.g. data.items.0.id (empty for the HTTP status)"
+    )
+    attribute = models.ForeignKey(
+        CustomAttribute, on_delete=models.PROTECT, related_name="response_mappings"
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        verbose_name = "response mapping"
+
+    def __str__(self) -> str:
+        source = self.path if self.source == self.Source.JSON else "HTTP status"
+        return f"{source} → {self.attribute_id and self.attribute.name}"
+
+    def clean(self) -> None:
+        if self.source == self.Source.STATUS:
+            self.path = ""
+            return
+        self.path = normalize_json_path(self.path)
+        if not JSON_PATH_RE.match(self.path):
+            raise ValidationError(
+                {"path": "Enter a JSON path such as data.items.0.id (keys separated by dots)."}
+            )
+
+
+class ApiCallLogQuerySet(models.QuerySet["ApiCallLog"]):
+    def older_than(self, cutoff: datetime) -> "ApiCallLogQuerySet":
+        return self.filter(created_at__lt=cutoff)
+
+
+class ApiCallLog(models.Model):
+    """One run of an API definition, with secrets masked and codes redacted."""
+
+    class Origin(models.TextChoices):
+        ADMIN_TEST = "admin_test", "admin test"
+        CONVERSATION = "conversation"
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success"
+        ERROR = "error"
+
+    definition = models.ForeignKey(
+        ApiDefinition, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
+    )
+    # Kept so the row still says what ran after the definition is deleted.
+    definition_name = models.CharField(max_length=100, blank=True)
+    origin = models.CharField(max_length=12, choices=Origin.choices)
+    # No foreign key: chatflows depends on integrations, never the other way.
+    conversation_id = models.CharField(max_length=64, blank=True)
+    method = models.CharField(max_length=6)
+    url = models.TextField(help_text="secrets masked")
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    outcome = models.CharField(max_length=7, choices=Outcome.choices)
+    error_code = models.CharField(max_length=40, blank=True)
+    error_message = models.TextField(blank=True)
+    request_excerpt = models.TextField(blank=True)
+    response_excerpt = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = ApiCallLogQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API call log"
+        verbose_name_plural = "API call log"
+        indexes = [
+            models.Index(fields=["definition", "-created_at"], name="apicall_definition"),
+            models.Index(fields=["outcome", "-created_at"], name="apicall_outcome"),
+            models.Index(fields=["conversation_id"], name="apicall_conversation"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.definition_name} → {self.status or self.error_code}"
