@@ -1,8 +1,16 @@
+from collections.abc import Iterator
+
 import pytest
 from rest_framework.test import APIClient
 
 from integrations.models import Bot, BotAPIKey
 from integrations.sms import LocmemBackend
+from tests.fake_twilio import (
+    DEFAULT_ACCOUNT_SID,
+    DEFAULT_AUTH_TOKEN,
+    DEFAULT_FROM_NUMBER,
+    FakeTwilio,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -10,6 +18,19 @@ def outbox() -> list:
     """The locmem SMS backend's outbox, emptied for each test."""
     LocmemBackend.outbox.clear()
     return LocmemBackend.outbox
+
+
+@pytest.fixture
+def fake_twilio(settings) -> Iterator[FakeTwilio]:
+    """A fake Twilio on loopback, with the twilio backend and server credentials pointed at it."""
+    with FakeTwilio(accounts={DEFAULT_ACCOUNT_SID: DEFAULT_AUTH_TOKEN}) as fake:
+        settings.SMS_BACKEND = "twilio"
+        settings.TWILIO_API_BASE_URL = fake.url
+        settings.TWILIO_ACCOUNT_SID = DEFAULT_ACCOUNT_SID
+        settings.TWILIO_AUTH_TOKEN = DEFAULT_AUTH_TOKEN
+        settings.TWILIO_FROM_NUMBER = DEFAULT_FROM_NUMBER
+        settings.TWILIO_MESSAGING_SERVICE_SID = ""
+        yield fake
 
 
 @pytest.fixture

@@ -1,0 +1,196 @@
+"""The Twilio SMS backend: one message through the official `twilio` client.
+
+The vendor SDK is imported only here. Settings are read at each send, never at
+import, so tests can point TWILIO_API_BASE_URL at a fake Twilio on loopback.
+"""
+
+import logging
+import re
+import threading
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from .exceptions import (
+    InvalidPhoneNumberError,
+    InvalidRequestError,
+    ProviderError,
+    ProviderUnavailableError,
+)
+from .phones import mask_phone
+from .sms import BaseSmsBackend, SmsMessage
+
+logger = logging.getLogger(__name__)
+
+TWILIO_API_BASE_URL = "https://api.twilio.com"
+CONNECT_TIMEOUT_SECONDS = 3.0
+INVALID_TO_NUMBER = 21211
+# Twilio account SIDs are "AC" + 32 hex digits. The client puts the SID into the
+# URL path unescaped, so a SID sent by a caller is checked before it is used.
+ACCOUNT_SID_SHAPE = re.compile(r"^AC[0-9a-fA-F]{32}$")
+
+
+class TwilioBackend(BaseSmsBackend):
+    """Sends SMS and WhatsApp messages with Twilio's Messages API.
+
+    Credentials are those sent with the request (the guide's accountSID,
+    authToken, fromNumber) when present, else the server's. Failures become
+    our errors: a bad number `InvalidPhoneNumberError`, any other refusal
+    `ProviderError` (permanent), and timeouts, network faults and Twilio's
+    5xx `ProviderUnavailableError` (try later). There are no retries: the
+    caller decides whether to resend, and the limits count every send.
+    """
+
+    def send(self, message: SmsMessage) -> str:
+        account_sid, auth_token, sender = _credentials(message)
+        params = {"to": message.to, "body": message.body, **sender}
+        if message.channel == "whatsapp":
+            # WhatsApp goes through the same API, both addresses prefixed.
+            params["to"] = _whatsapp_address(message.to)
+            if "from_" in params:
+                params["from_"] = _whatsapp_address(params["from_"])
+        if _is_our_callback(message.status_callback):
+            params["status_callback"] = str(message.status_callback)
+
+        client = Client(account_sid, auth_token, http_client=_http_client())
+        try:
+            created = client.messages.create(**params)
+        except (TwilioRestException, TwilioServiceException) as exc:
+            raise _error_for(exc.status, exc.code, message) from exc
+        except requests.RequestException as exc:
+            # Connect/read timeouts, refused or reset connections, broken chunking.
+            logger.warning(
+                "Twilio could not be reached for a message to %s: %s",
+                mask_phone(message.to),
+                type(exc).__name__,
+            )
+            raise ProviderUnavailableError() from exc
+        except ValueError as exc:
+            # A 2xx answer that is not JSON: something other than Twilio answered.
+            logger.warning("Twilio answered a message to %s with no JSON", mask_phone(message.to))
+            raise ProviderUnavailableError() from exc
+        return str(created.sid)
+
+
+def _credentials(message: SmsMessage) -> tuple[str, str, dict[str, str]]:
+    """Account SID, auth token, and the sender as the client's keyword argument."""
+    server_sender = _server_sender()
+    if message.account is not None:
+        if not ACCOUNT_SID_SHAPE.match(message.account.account_sid):
+            raise InvalidRequestError("accountSID is not a Twilio account SID (AC + 32 hex).")
+        sender = {"from_": message.account.from_number} if message.account.from_number else {}
+        if not (sender or server_sender):
+            raise InvalidRequestError("Send fromNumber with accountSID and authToken.")
+        return message.account.account_sid, message.account.auth_token, sender or server_sender
+    if not (settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN and server_sender):
+        logger.error(
+            "SMS_BACKEND is twilio but TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and "
+            "TWILIO_FROM_NUMBER (or TWILIO_MESSAGING_SERVICE_SID) are not all set"
+        )
+        raise ProviderUnavailableError("Sending messages is not configured on this server.")
+    return settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, server_sender
+
+
+def _server_sender() -> dict[str, str]:
+    if settings.TWILIO_FROM_NUMBER:
+        return {"from_": settings.TWILIO_FROM_NUMBER}
+    if settings.TWILIO_MESSAGING_SERVICE_SID:
+        return {"messaging_service_sid": settings.TWILIO_MESSAGING_SERVICE_SID}
+    return {}
+
+
+def _error_for(
+    status: int, code: int | None, message: SmsMessage
+) -> InvalidPhoneNumberError | ProviderError | ProviderUnavailableError:
+    logger.warning(
+        "Twilio refused a message to %s: HTTP %s, error %s", mask_phone(message.to), status, code
+    )
+    if status >= 500 or status == 429:
+        # 429 is Twilio's concurrency limit on our account: trying later works.
+        return ProviderUnavailableError()
+    if code == INVALID_TO_NUMBER:
+        return InvalidPhoneNumberError()
+    if 400 <= status < 500:
+        return ProviderError(
+            f"The SMS provider refused the message (Twilio error {code}).", provider_code=code
+        )
+    # Redirects are not followed; anything else means Twilio is not what answered.
+    return ProviderUnavailableError()
+
+
+def _whatsapp_address(number: str) -> str:
+    return number if number.startswith("whatsapp:") else f"whatsapp:{number}"
+
+
+def _is_our_callback(url: str | None) -> bool:
+    # Twilio will POST delivery updates there; only ever our own public endpoint.
+    return bool(url) and str(url).startswith(f"{settings.PUBLIC_BASE_URL}/")
+
+
+# --- HTTP -------------------------------------------------------------------------
+
+
+class _HttpClient(TwilioHttpClient):
+    """The twilio client's HTTP client, sent to `base_url` with split timeouts."""
+
+    def __init__(self, *, base_url: str, timeout: tuple[float, float]) -> None:
+        super().__init__()
+        self.base_url = base_url
+        # The parent only accepts a single number; requests takes (connect, read).
+        self.timeout = timeout  # type: ignore[assignment]
+
+    def request(  # type: ignore[override]
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        if self.base_url != TWILIO_API_BASE_URL:
+            # Replace the scheme and host (api.twilio.com, or an edge/region host
+            # when TWILIO_EDGE/TWILIO_REGION are set) and keep the path.
+            parts = urlsplit(url)
+            url = self.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
+        return super().request(
+            method,
+            url,
+            params=params,
+            data=data,
+            headers=headers,
+            auth=auth,
+            timeout=None,  # use self.timeout, the (connect, read) pair
+            allow_redirects=False,
+        )
+
+
+_per_thread = threading.local()
+
+
+def _http_client() -> _HttpClient:
+    """This thread's HTTP client, so connections to Twilio are kept alive.
+
+    A requests Session is not safe to share between threads; gunicorn's
+    threads each get their own. The read timeout applies to each socket read:
+    Twilio answers in one piece, so a hung provider is cut off after
+    connect + read ≤ TWILIO_TIMEOUT_SECONDS.
+    """
+    total = float(settings.TWILIO_TIMEOUT_SECONDS)
+    connect = min(CONNECT_TIMEOUT_SECONDS, total / 2)
+    timeout = (connect, total - connect)
+    base_url = settings.TWILIO_API_BASE_URL.rstrip("/")
+    client: _HttpClient | None = getattr(_per_thread, "client", None)
+    if client is None or client.base_url != base_url or client.timeout != timeout:
+        if client is not None and client.session is not None:
+            client.session.close()
+        client = _HttpClient(base_url=base_url, timeout=timeout)
+        _per_thread.client = client
+    return client
