@@ -299,6 +299,10 @@ class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.1 so the twilio client (requests) keeps connections alive, as with Twilio.
     protocol_version = "HTTP/1.1"
     server_version = "FakeTwilio/1"
+    # Headers and body leave in one segment (the buffer is flushed after each
+    # request); two small writes would meet the client's delayed ACK and add 40 ms.
+    wbufsize = -1
+    disable_nagle_algorithm = True
 
     def do_POST(self) -> None:
         form = self._read_form()
