@@ -1,0 +1,1 @@
+"""`make bench`: the app under gunicorn, driven by a load generator on loopback."""

@@ -1,0 +1,159 @@
+"""Create what one bench scenario needs and write its request targets as JSON.
+
+    manage.py bench_prepare bot --out FILE              a bot and its API key
+    manage.py bench_prepare write_floor --count N --out FILE
+    manage.py bench_prepare check --count N --out FILE
+    manage.py bench_prepare send --count N --out FILE
+
+Each target is `[method, path, body]`, used once by the load generator.
+"""
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+from django.utils import timezone
+
+from bench.models import BenchCounter
+from integrations import otp
+from integrations.exceptions import ServiceError
+from integrations.models import Bot, BotAPIKey, PhoneState, Verification, VerificationEvent
+from integrations.phones import normalize_phone
+
+BENCH_BOT = "Bench bot"
+BATCH = 2000
+
+# Separate ranges of US numbers, so the phones that `check` uses never meet
+# the per-phone limits of the phones that `send` uses.
+CHECK_AREA_CODE = "415"
+SEND_AREA_CODE = "650"
+
+Target = list[str]
+
+
+class Command(BaseCommand):
+    help = "Prepare one benchmark scenario and write its request targets as JSON."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("scenario", choices=["bot", "write_floor", "check", "send"])
+        parser.add_argument("--count", type=int, default=0)
+        parser.add_argument("--out", required=True)
+
+    def handle(self, *args: object, scenario: str, count: int, out: str, **options: object) -> None:
+        if scenario == "bot":
+            payload: dict[str, object] = {"api_key": create_bench_key()}
+        elif scenario == "write_floor":
+            payload = {"targets": prepare_write_floor(count)}
+        elif scenario == "check":
+            payload = {"targets": prepare_check(count)}
+        elif scenario == "send":
+            payload = {"targets": prepare_send(count)}
+        else:  # argparse's choices keep this unreachable
+            raise CommandError(f"Unknown scenario {scenario!r}.")
+        Path(out).write_text(json.dumps(payload))
+
+
+def create_bench_key() -> str:
+    bot, _ = Bot.objects.get_or_create(name=BENCH_BOT)
+    _, key = BotAPIKey.objects.create_key(bot=bot, name="bench")
+    return key
+
+
+def prepare_write_floor(count: int) -> list[Target]:
+    """`count` counters, one per request, so requests never wait on each other's lock."""
+    start = BenchCounter.objects.count()
+    counters = [BenchCounter(key=f"k{start + i:09d}") for i in range(count)]
+    BenchCounter.objects.bulk_create(counters, batch_size=BATCH)
+    return [["POST", f"/bench/write-floor/{c.key}", ""] for c in counters]
+
+
+@transaction.atomic
+def prepare_check(count: int) -> list[Target]:
+    """`count` pending verifications on distinct phones, each with a code known to the bench.
+
+    The rows are what a real send leaves behind (the verification, its phone's
+    state and a `sent` event), written in bulk because sending thousands of
+    codes one by one would take longer than the measurement.
+    """
+    bot = Bot.objects.get(name=BENCH_BOT)
+    now = timezone.now()
+    # The longest TTL allowed: the codes must outlive the scenarios run before `check`.
+    expires_at = now + timedelta(seconds=600)
+    skip = Verification.objects.filter(phone__startswith=f"+1{CHECK_AREA_CODE}").count()
+    phones = _valid_phones(CHECK_AREA_CODE, count, skip=skip)
+    verifications, codes = [], []
+    for phone in phones:
+        verification = Verification(
+            bot=bot,
+            phone=phone,
+            country="US",
+            expires_at=expires_at,
+            last_sent_at=now,
+            send_count=1,
+            created_at=now,
+            message_sid=f"SMbench{len(codes):026d}",
+        )
+        code = otp.generate_code()
+        verification.code_hmac = verification.hash_code(code)
+        verifications.append(verification)
+        codes.append(code)
+    Verification.objects.bulk_create(verifications, batch_size=BATCH)
+    PhoneState.objects.bulk_create(
+        [PhoneState(phone=phone, recent_sends=[now.isoformat()]) for phone in phones],
+        batch_size=BATCH,
+    )
+    VerificationEvent.objects.bulk_create(
+        [
+            VerificationEvent(
+                verification=v,
+                kind=VerificationEvent.Kind.SENT,
+                created_at=now,
+                detail={"message_sid": v.message_sid},
+            )
+            for v in verifications
+        ],
+        batch_size=BATCH,
+    )
+    return [
+        ["POST", f"/api/v1/verifications/{v.pk}/check", json.dumps({"code": code})]
+        for v, code in zip(verifications, codes, strict=True)
+    ]
+
+
+def prepare_send(count: int) -> list[Target]:
+    """`count` distinct mobile numbers that nothing has been sent to yet."""
+    skip = PhoneState.objects.filter(phone__startswith=f"+1{SEND_AREA_CODE}").count()
+    phones = _valid_phones(SEND_AREA_CODE, count, skip=skip)
+    if count > settings.SMS_DAILY_CAP:
+        raise CommandError(f"SMS_DAILY_CAP ({settings.SMS_DAILY_CAP}) is below {count} sends.")
+    return [["POST", "/api/v1/verifications", json.dumps({"to": phone})] for phone in phones]
+
+
+def _valid_phones(area_code: str, count: int, *, skip: int) -> list[str]:
+    """`count` distinct numbers of one area code that the service accepts, after `skip`."""
+    phones: list[str] = []
+    for candidate in _numbers_in(area_code):
+        try:
+            phone, _ = normalize_phone(candidate)
+        except ServiceError:
+            continue
+        if skip:
+            skip -= 1
+            continue
+        phones.append(phone)
+        if len(phones) == count:
+            return phones
+    raise CommandError(f"Not enough valid numbers in area code {area_code}.")
+
+
+def _numbers_in(area_code: str) -> Iterator[str]:
+    # Exchanges 201-999 without N11 and 555 (reserved for fiction).
+    for exchange in range(201, 1000):
+        if exchange % 100 == 11 or exchange == 555:
+            continue
+        for line in range(10000):
+            yield f"+1{area_code}{exchange:03d}{line:04d}"

@@ -1,0 +1,610 @@
+"""`make bench`: start the app under gunicorn, load it from loopback, report req/s and latency.
+
+Scenarios, each measured for BENCH_SECONDS after a warm-up:
+
+- `bare`: a DRF endpoint with no database work, the stack's ceiling;
+- `write_floor`: lock one row by key, update it, insert one event, in one
+  transaction: the floor any correct code check sits on;
+- `check`: `POST /api/v1/verifications/{id}/check` with the right code, each
+  request on its own pending verification;
+- `send`: `POST /api/v1/verifications` to distinct numbers, through the real
+  twilio client to a fake Twilio that answers after BENCH_LATENCY seconds;
+- `flow`: one whole conversation, when the chat-flow API exists.
+
+The database is PostgreSQL when DATABASE_URL is set (a database of its own,
+created fresh and dropped afterwards), otherwise a fresh SQLite file; REDIS_URL
+makes the cache use Redis. Results go to `bench/results/latest.json` and
+`latest.md`. Every process started here is stopped at the end, on errors too.
+
+Environment: BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_WORKERS (2),
+BENCH_THREADS (16), BENCH_CLIENTS (32), BENCH_LATENCY (0.15),
+BENCH_LOADGEN_PROCESSES (2), BENCH_SCENARIOS (all), BENCH_POOL_RATE (1500:
+targets prepared per second of `write_floor` and `check`).
+"""
+
+import contextlib
+import json
+import math
+import os
+import platform
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+SCENARIOS = ["bare", "write_floor", "check", "send", "flow"]
+HOST = "127.0.0.1"
+FAKE_TWILIO_SID = "AC" + "b" * 32
+FROM_NUMBER = "+15005550006"
+# Targets prepared per second of `send`: above what 32 clients can reach
+# when every send waits 150 ms for the provider (213 req/s).
+SEND_POOL_RATE = 400
+
+# Project settings that a developer's shell may hold; the bench sets its own.
+SETTINGS_PREFIXES = ("OTP_", "SMS_", "TWILIO_", "SECURE_", "SESSION_", "CSRF_", "INTEGRATIONS_")
+SETTINGS_NAMES = {
+    "ENV_FILE",
+    "DEBUG",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "PUBLIC_BASE_URL",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "FIELD_ENCRYPTION_KEYS",
+    "PHONE_DEFAULT_REGION",
+    "LOG_LEVEL",
+    "CONN_MAX_AGE",
+    "DJANGO_SETTINGS_MODULE",
+}
+
+
+class BenchError(Exception):
+    pass
+
+
+@dataclass
+class Config:
+    seconds: float
+    warmup: float
+    workers: int
+    threads: int
+    clients: int
+    latency: float
+    loadgen_processes: int
+    pool_rate: int
+    scenarios: list[str]
+    database_url: str
+    redis_url: str
+
+    @classmethod
+    def from_env(cls) -> "Config":
+        env = os.environ
+        scenarios = [s.strip() for s in env.get("BENCH_SCENARIOS", "").split(",") if s.strip()]
+        unknown = set(scenarios) - set(SCENARIOS)
+        if unknown:
+            raise BenchError(f"Unknown scenarios: {', '.join(sorted(unknown))}.")
+        return cls(
+            seconds=float(env.get("BENCH_SECONDS", "10")),
+            warmup=float(env.get("BENCH_WARMUP", "2")),
+            workers=int(env.get("BENCH_WORKERS", "2")),
+            threads=int(env.get("BENCH_THREADS", "16")),
+            clients=int(env.get("BENCH_CLIENTS", "32")),
+            latency=float(env.get("BENCH_LATENCY", "0.15")),
+            loadgen_processes=int(env.get("BENCH_LOADGEN_PROCESSES", "2")),
+            pool_rate=int(env.get("BENCH_POOL_RATE", "1500")),
+            scenarios=scenarios or SCENARIOS,
+            database_url=env.get("DATABASE_URL", ""),
+            redis_url=env.get("REDIS_URL", ""),
+        )
+
+
+@dataclass
+class Stack:
+    """What the scenarios run against."""
+
+    config: Config
+    env: dict[str, str]
+    port: int
+    workdir: Path
+    database: str
+    api_key: str = ""
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+# --- Processes --------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def background(name: str, args: list[str], env: dict[str, str], workdir: Path) -> Iterator[Path]:
+    """Run `args` in its own process group for the duration of the block; yield its log file."""
+    log = workdir / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        yield log
+    finally:
+        stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    # The group holds gunicorn's workers too; it was created for this process alone.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
+def wait_for_port(port: int, log: Path, *, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1):
+            return
+        time.sleep(0.1)
+    raise BenchError(f"Nothing listens on port {port}. Log:\n{tail(log)}")
+
+
+def wait_for_health(port: int, log: Path, *, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        url = f"http://{HOST}:{port}/healthz"
+        with (
+            contextlib.suppress(OSError, urllib.error.URLError),
+            urllib.request.urlopen(url, timeout=2) as response,
+        ):
+            if response.status == 200:
+                return
+        time.sleep(0.2)
+    raise BenchError(f"The server did not become healthy. Log:\n{tail(log)}")
+
+
+def tail(log: Path, lines: int = 40) -> str:
+    if not log.exists():
+        return "(no log)"
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def manage(stack_env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=stack_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise BenchError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+# --- Environment and database -------------------------------------------------------
+
+
+def base_env(config: Config, workdir: Path, port: int) -> dict[str, str]:
+    from cryptography.fernet import Fernet
+
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in SETTINGS_NAMES and not name.startswith(SETTINGS_PREFIXES)
+    }
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "ENV_FILE": "",
+            "DEBUG": "False",
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "OTP_PEPPER": secrets.token_urlsafe(32),
+            "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+            "SECURE_SSL_REDIRECT": "False",
+            "ALLOWED_HOSTS": HOST,
+            "PUBLIC_BASE_URL": f"http://{HOST}:{port}",
+            "SMS_DAILY_CAP": str(10**9),
+            "LOG_LEVEL": "WARNING",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
+    if config.redis_url:
+        env["REDIS_URL"] = config.redis_url
+    return env
+
+
+@contextlib.contextmanager
+def database(config: Config, workdir: Path) -> Iterator[tuple[str, str]]:
+    """Yield (DATABASE_URL, description) of a fresh, empty database for this run."""
+    if not config.database_url:
+        yield f"sqlite:///{workdir / 'bench.sqlite3'}", "SQLite (WAL)"
+        return
+    import psycopg
+
+    url = urlsplit(config.database_url)
+    if url.scheme not in ("postgres", "postgresql", "pgsql"):
+        raise BenchError("DATABASE_URL must point at PostgreSQL (or be unset for SQLite).")
+    name = url.path.lstrip("/") or "chatbot_auth"
+    # A database of its own, dropped and created at each run: never the one
+    # DATABASE_URL names unless that one is already a bench database.
+    if not name.endswith("bench"):
+        name += "_bench"
+    server = urlunsplit(url._replace(path="/postgres"))
+    with psycopg.connect(server, autocommit=True) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(url._replace(path=f"/{name}")), f"PostgreSQL {version.split()[0]}"
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def send_available() -> str:
+    """Why `send` cannot run here, or an empty string when it can."""
+    if not (ROOT / "tests" / "fake_twilio.py").exists():
+        return "no fake Twilio (tests/fake_twilio.py) in this tree"
+    if not (ROOT / "integrations" / "twilio.py").exists():
+        return "no Twilio SMS backend (integrations/twilio.py) in this tree"
+    return ""
+
+
+def flow_available(stack: Stack) -> str:
+    try:
+        request = urllib.request.Request(
+            f"http://{HOST}:{stack.port}/api/v1/flows",
+            headers={"Authorization": f"Api-Key {stack.api_key}"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            if response.status == 200:
+                return "the chat-flow API exists but the bench has no flow scenario yet"
+    except urllib.error.HTTPError as exc:
+        if exc.code != 404:
+            return f"GET /api/v1/flows answered {exc.code}"
+    except OSError as exc:
+        return f"GET /api/v1/flows failed: {exc}"
+    return "no chat-flow API (/api/v1/flows) yet"
+
+
+# --- Scenarios -------------------------------------------------------------------
+
+
+def prepare(stack: Stack, what: str, count: int = 0) -> dict[str, Any]:
+    out = stack.workdir / f"prepare-{what}.json"
+    manage(stack.env, "bench_prepare", what, "--count", str(count), "--out", str(out))
+    return json.loads(out.read_text())
+
+
+def scenario_job(stack: Stack, name: str) -> dict[str, Any] | None:
+    """The load generator's job for `name`: targets and what a good answer looks like."""
+    config = stack.config
+    span = config.warmup + config.seconds
+    auth = {"Authorization": f"Api-Key {stack.api_key}"}
+    if name == "bare":
+        targets = [["GET", "/bench/bare", ""]]
+        return {"targets": targets, "repeat": True, "expect_status": 200, "expect_body": "ok"}
+    if name == "write_floor":
+        targets = prepare(stack, name, math.ceil(config.pool_rate * span))["targets"]
+        return {"targets": targets, "expect_status": 200, "expect_body": '"hits":1'}
+    if name == "check":
+        targets = prepare(stack, name, math.ceil(config.pool_rate * span))["targets"]
+        return {
+            "targets": targets,
+            "headers": auth,
+            "expect_status": 200,
+            "expect_body": '"verified":true',
+        }
+    if name == "send":
+        targets = prepare(stack, name, math.ceil(SEND_POOL_RATE * span))["targets"]
+        return {
+            "targets": targets,
+            "headers": auth,
+            "expect_status": 201,
+            "expect_body": '"status":"pending"',
+        }
+    return None
+
+
+def measure(stack: Stack, name: str, job: dict[str, Any]) -> dict[str, Any]:
+    """Run the load processes for one scenario and merge what they measured."""
+    config = stack.config
+    processes = max(1, min(config.loadgen_processes, config.clients))
+    start_at = time.time() + 1.0
+    measure_at = start_at + config.warmup
+    end_at = measure_at + config.seconds
+    running = []
+    for index in range(processes):
+        share = {
+            **job,
+            "host": HOST,
+            "port": stack.port,
+            "connections": config.clients // processes + (index < config.clients % processes),
+            "targets": job["targets"] if job.get("repeat") else job["targets"][index::processes],
+            "start_at": start_at,
+            "measure_at": measure_at,
+            "end_at": end_at,
+            "timeout": 30,
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.loadgen"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        running.append((process, json.dumps(share)))
+    outputs = []
+    try:
+        for process, share_json in running:
+            out, _ = process.communicate(share_json, timeout=end_at - time.time() + 60)
+            if process.returncode != 0:
+                raise BenchError(f"The load generator failed in {name!r}.")
+            outputs.append(json.loads(out))
+    finally:
+        for process, _ in running:
+            stop(process)
+
+    latencies = sorted(lat for out in outputs for lat in out["latencies_ms"])
+    exhausted = any(out["exhausted"] for out in outputs)
+    window_end = end_at
+    if exhausted:
+        window_end = max((out["last_end"] for out in outputs), default=end_at)
+    window = max(window_end - measure_at, 1e-9)
+    return {
+        "rps": round(len(latencies) / window, 1),
+        "p50_ms": round(percentile(latencies, 0.50), 2),
+        "p99_ms": round(percentile(latencies, 0.99), 2),
+        "requests": len(latencies),
+        "errors": sum(out["errors"] for out in outputs),
+        "error_samples": [s for out in outputs for s in out["error_samples"]][:5],
+        "seconds": round(window, 2),
+        "targets_ran_out": exhausted,
+        "loadgen_cpu": round(sum(out["cpu_s"] for out in outputs) / (end_at - start_at), 2),
+    }
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile; NaN when nothing was measured."""
+    if not sorted_values:
+        return math.nan
+    return sorted_values[max(math.ceil(q * len(sorted_values)) - 1, 0)]
+
+
+# --- Report ---------------------------------------------------------------------
+
+
+def goals(results: dict[str, Any], config: Config) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    check, floor, send = results.get("check"), results.get("write_floor"), results.get("send")
+    if check and floor and floor["rps"] and floor["p99_ms"]:
+        found["check_vs_write_floor_rps"] = round(check["rps"] / floor["rps"], 2)
+        found["check_vs_write_floor_p99"] = round(check["p99_ms"] / floor["p99_ms"], 2)
+        found["check_rps_met"] = found["check_vs_write_floor_rps"] >= 0.7
+        found["check_p99_met"] = found["check_vs_write_floor_p99"] <= 2.0
+    if send:
+        goal = 0.75 * config.clients / config.latency
+        found["send_goal_rps"] = round(goal, 1)
+        found["send_vs_goal"] = round(send["rps"] / goal, 2)
+        found["send_met"] = send["rps"] >= goal
+    return found
+
+
+def markdown(report: dict[str, Any], skipped: dict[str, str]) -> str:
+    s = report["settings"]
+    lines = [
+        "| scenario | req/s | p50 ms | p99 ms | requests | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in SCENARIOS:
+        if name in report:
+            r = report[name]
+            lines.append(
+                f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
+                f"| {r['requests']} | {r['errors']} |"
+            )
+    g = report["goals"]
+    lines.append("")
+    if "check_vs_write_floor_rps" in g:
+        lines.append(
+            f"- check / write_floor throughput: **{g['check_vs_write_floor_rps']:.2f}** "
+            f"(goal ≥ 0.70: {'met' if g['check_rps_met'] else 'missed'})"
+        )
+        lines.append(
+            f"- check / write_floor p99: **{g['check_vs_write_floor_p99']:.2f}** "
+            f"(goal ≤ 2.00: {'met' if g['check_p99_met'] else 'missed'})"
+        )
+    if "send_vs_goal" in g:
+        lines.append(
+            f"- send: **{report['send']['rps']:.0f} req/s** vs goal 0.75 x {s['clients']} / "
+            f"{s['latency_s']} s = {g['send_goal_rps']:.0f} req/s "
+            f"({'met' if g['send_met'] else 'missed'})"
+        )
+    for name, reason in skipped.items():
+        lines.append(f"- {name}: not measured ({reason})")
+    lines.append("")
+    lines.append(
+        f"{s['cores']} cores, gunicorn gthread {s['workers']} workers x {s['threads']} threads, "
+        f"{s['database']}, cache: {s['cache']}, {s['clients']} keep-alive clients in "
+        f"{s['loadgen_processes']} load processes, {s['duration_s']:g} s per scenario after "
+        f"{s['warmup_s']:g} s warm-up, provider latency {s['latency_s'] * 1000:g} ms, "
+        f"load average {s['load_average_before']} before the run, {s['date']}."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def run(config: Config) -> dict[str, Any]:
+    with contextlib.ExitStack() as cleanup:
+        workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
+        port = free_port()
+        env = base_env(config, workdir, port)
+        env["DATABASE_URL"], db_description = cleanup.enter_context(database(config, workdir))
+        stack = Stack(config=config, env=env, port=port, workdir=workdir, database=db_description)
+
+        print(f"Migrating a fresh database ({db_description})...", flush=True)
+        manage(env, "migrate", "--noinput", "--verbosity", "0")
+        if not config.redis_url:
+            manage(env, "createcachetable")
+
+        send_missing = send_available()
+        if "send" in config.scenarios and send_missing:
+            stack.skipped["send"] = send_missing
+        elif "send" in config.scenarios:
+            twilio_port = free_port()
+            token = secrets.token_hex(16)
+            log = cleanup.enter_context(
+                background(
+                    "fake_twilio",
+                    [
+                        sys.executable,
+                        "-m",
+                        "tests.fake_twilio",
+                        "--port",
+                        str(twilio_port),
+                        "--latency",
+                        str(config.latency),
+                        "--account",
+                        f"{FAKE_TWILIO_SID}:{token}",
+                    ],
+                    env,
+                    workdir,
+                )
+            )
+            wait_for_port(twilio_port, log)
+            env.update(
+                {
+                    "SMS_BACKEND": "twilio",
+                    "TWILIO_ACCOUNT_SID": FAKE_TWILIO_SID,
+                    "TWILIO_AUTH_TOKEN": token,
+                    "TWILIO_FROM_NUMBER": FROM_NUMBER,
+                    "TWILIO_API_BASE_URL": f"http://{HOST}:{twilio_port}",
+                }
+            )
+
+        stack.api_key = prepare(stack, "bot")["api_key"]
+        print(
+            f"Starting gunicorn (gthread, {config.workers} workers x {config.threads} threads)...",
+            flush=True,
+        )
+        server_log = cleanup.enter_context(
+            background(
+                "gunicorn",
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "config.wsgi:application",
+                    "--bind",
+                    f"{HOST}:{port}",
+                    "--workers",
+                    str(config.workers),
+                    "--threads",
+                    str(config.threads),
+                    "--worker-class",
+                    "gthread",
+                    "--timeout",
+                    "60",
+                    "--keep-alive",
+                    "5",
+                    "--log-level",
+                    "warning",
+                ],
+                env,
+                workdir,
+            )
+        )
+        wait_for_health(port, server_log)
+
+        load_before = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        results: dict[str, Any] = {}
+        for name in config.scenarios:
+            if name in stack.skipped:
+                continue
+            if name == "flow":
+                stack.skipped["flow"] = flow_available(stack)
+                continue
+            job = scenario_job(stack, name)
+            if job is None:
+                continue
+            print(f"Measuring {name} ({config.warmup:g} s warm-up + {config.seconds:g} s)...")
+            results[name] = measure(stack, name, job)
+            r = results[name]
+            print(
+                f"  {r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+                f"{r['errors']} errors",
+                flush=True,
+            )
+            if r["errors"]:
+                print(
+                    f"  errors, e.g.: {r['error_samples'][:2]}\n  server log:\n{tail(server_log)}"
+                )
+
+        report = {
+            **results,
+            "goals": goals(results, config),
+            "settings": {
+                "cores": os.cpu_count(),
+                "workers": config.workers,
+                "threads": config.threads,
+                "worker_class": "gthread",
+                "database": stack.database,
+                "cache": "Redis" if config.redis_url else "database",
+                "latency_s": config.latency,
+                "clients": config.clients,
+                "loadgen_processes": config.loadgen_processes,
+                "duration_s": config.seconds,
+                "warmup_s": config.warmup,
+                "load_average_before": load_before,
+                "python": platform.python_version(),
+                "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                "not_measured": stack.skipped,
+            },
+        }
+        return report
+
+
+def main() -> int:
+    # A SIGTERM unwinds like Ctrl-C, so the cleanup stops what was started.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        config = Config.from_env()
+        report = run(config)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    table = markdown(report, report["settings"]["not_measured"])
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / "latest.md").write_text(table)
+    print()
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
