@@ -343,7 +343,7 @@ class ApiDefinition(models.Model):
         return list(dict.fromkeys(names))
 
 
-def validate_api_url(url: str) -> None:
+def validate_api_url(url: str, *, check_attributes: bool = True) -> None:
     """An http(s) URL whose scheme, host and port are fixed text (no placeholders)."""
     url = url.strip()
     if not url:
@@ -366,7 +366,8 @@ def validate_api_url(url: str) -> None:
     del port
     if parts.fragment:
         raise ValidationError("The URL must not have a #fragment.")
-    validate_placeholders(url)
+    if check_attributes:
+        validate_placeholders(url)
 
 
 class ApiRow(models.Model):
