@@ -3,7 +3,8 @@
 It speaks just enough of Twilio's REST API for the official `twilio` client:
 `POST /2010-04-01/Accounts/{AccountSid}/Messages.json` with HTTP Basic auth,
 answering Twilio-shaped JSON (201 with a queued message, or an error body with
-Twilio's `code`, `message`, `more_info` and `status`). Messages it accepts are
+Twilio's `code`, `message`, `more_info` and `status`), and `GET` on the same
+URL listing the account's messages. Messages it accepts are
 recorded, so a test reads the code "from the phone" with `last_code_for()`.
 
 Failures are set per destination number or for every message: a Twilio error
@@ -224,7 +225,7 @@ class FakeTwilio:
 
     @property
     def requests(self) -> list[FakeRequest]:
-        """Every request received, failed ones included (a copy)."""
+        """Every message sent to the fake (POST), failed ones included (a copy)."""
         with self._lock:
             return list(self._requests)
 
@@ -334,7 +335,37 @@ class _Handler(BaseHTTPRequestHandler):
         self._accept(account, username, form)
 
     def do_GET(self) -> None:
-        self._send_error(20404, 404, "The requested resource was not found")
+        # The message list (newest first, optionally `?To=`), so a person trying the
+        # standalone fake by hand can read the code as Twilio's console shows it.
+        path, _, query = self.path.partition("?")
+        matched = MESSAGES_PATH.match(path)
+        if matched is None:
+            self._send_error(20404, 404, "The requested resource was not found")
+            return
+        account = matched.group("account")
+        if not self._authenticated(account, *self._basic_auth()):
+            self._send_error(
+                20003, 401, "Authenticate", detail="Your AccountSid or AuthToken was incorrect."
+            )
+            return
+        to = {name: values[-1] for name, values in parse_qs(query).items()}.get("To")
+        messages = [
+            _message_json(m)
+            for m in reversed(self.fake.messages)
+            if m.account_sid == account and (to is None or m.to == to)
+        ]
+        self._send_json(
+            200,
+            {
+                "messages": messages,
+                "page": 0,
+                "page_size": len(messages),
+                "uri": self.path,
+                "first_page_uri": self.path,
+                "next_page_uri": None,
+                "previous_page_uri": None,
+            },
+        )
 
     # --- Answers ----------------------------------------------------------------
 
@@ -354,34 +385,7 @@ class _Handler(BaseHTTPRequestHandler):
             date_created=now,
         )
         self.fake._record_message(message)
-        uri = f"/{API_VERSION}/Accounts/{account}/Messages/{sid}.json"
-        date = format_datetime(now)
-        self._send_json(
-            201,
-            {
-                "account_sid": account,
-                "api_version": API_VERSION,
-                "body": message.body,
-                "date_created": date,
-                "date_sent": None,
-                "date_updated": date,
-                "direction": "outbound-api",
-                "error_code": None,
-                "error_message": None,
-                "from": message.from_ or None,
-                "messaging_service_sid": service or None,
-                "num_media": "0",
-                "num_segments": "1",
-                "price": None,
-                "price_unit": "USD",
-                "sid": sid,
-                # Through a messaging service Twilio answers "accepted" (sender chosen later).
-                "status": "accepted" if service else "queued",
-                "subresource_uris": {"media": uri.replace(".json", "/Media.json")},
-                "to": message.to,
-                "uri": uri,
-            },
-        )
+        self._send_json(201, _message_json(message))
 
     def _fail(self, failure: Failure) -> None:
         if failure.kind == "hang":
@@ -448,6 +452,35 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         if self.fake.verbose:
             super().log_message(format, *args)
+
+
+def _message_json(message: FakeMessage) -> dict[str, object]:
+    """A message as Twilio's API shows it."""
+    uri = f"/{API_VERSION}/Accounts/{message.account_sid}/Messages/{message.sid}.json"
+    date = format_datetime(message.date_created)
+    return {
+        "account_sid": message.account_sid,
+        "api_version": API_VERSION,
+        "body": message.body,
+        "date_created": date,
+        "date_sent": None,
+        "date_updated": date,
+        "direction": "outbound-api",
+        "error_code": None,
+        "error_message": None,
+        "from": message.from_ or None,
+        "messaging_service_sid": message.messaging_service_sid or None,
+        "num_media": "0",
+        "num_segments": "1",
+        "price": None,
+        "price_unit": "USD",
+        "sid": message.sid,
+        # Through a messaging service Twilio answers "accepted" (sender chosen later).
+        "status": "accepted" if message.messaging_service_sid else "queued",
+        "subresource_uris": {"media": uri.replace(".json", "/Media.json")},
+        "to": message.to,
+        "uri": uri,
+    }
 
 
 def _validation_error(form: dict[str, str]) -> int | None:

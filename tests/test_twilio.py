@@ -4,11 +4,18 @@ import logging
 import socket
 
 import pytest
+import requests
 from django.core import checks
 from django.db import connection
 
 from integrations.models import Verification, VerificationEvent
-from tests.fake_twilio import CODE_IN_BODY, DEFAULT_ACCOUNT_SID, DEFAULT_FROM_NUMBER, FakeTwilio
+from tests.fake_twilio import (
+    CODE_IN_BODY,
+    DEFAULT_ACCOUNT_SID,
+    DEFAULT_AUTH_TOKEN,
+    DEFAULT_FROM_NUMBER,
+    FakeTwilio,
+)
 
 PHONE = "+14155552671"
 CALLER_SID = "AC" + "fedcba9876543210" * 2
@@ -328,3 +335,31 @@ def test_the_system_check_warns_when_twilio_has_no_credentials(settings):
 
 def test_the_system_check_is_silent_when_twilio_is_configured(fake_twilio):
     assert [m for m in checks.run_checks() if m.id == "integrations.W001"] == []
+
+
+# --- The fake itself -------------------------------------------------------------------
+
+
+def test_the_fake_lists_an_accounts_messages_as_twilio_does(api, fake_twilio):
+    start(api)
+    listed = requests.get(
+        f"{fake_twilio.url}/2010-04-01/Accounts/{DEFAULT_ACCOUNT_SID}/Messages.json",
+        params={"To": PHONE},
+        auth=(DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN),
+        timeout=5,
+    )
+    assert listed.status_code == 200
+    [message] = listed.json()["messages"]
+    assert message["sid"] == fake_twilio.messages[0].sid
+    assert message["status"] == "queued"
+
+
+def test_the_fake_refuses_a_wrong_token_as_twilio_does(fake_twilio):
+    listed = requests.get(
+        f"{fake_twilio.url}/2010-04-01/Accounts/{DEFAULT_ACCOUNT_SID}/Messages.json",
+        auth=(DEFAULT_ACCOUNT_SID, "wrong"),
+        timeout=5,
+    )
+    assert listed.status_code == 401
+    assert listed.json()["code"] == 20003
+    assert listed.json()["more_info"] == "https://www.twilio.com/docs/errors/20003"
