@@ -1,5 +1,6 @@
 """Bots authenticate with an API key; staff with their admin session."""
 
+import re
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
@@ -9,6 +10,11 @@ from rest_framework.request import Request
 from .models import Bot, BotAPIKey
 
 KEYWORDS = ("api-key", "bearer")
+
+# `<prefix>.<secret>`, both alphanumeric, as djangorestframework-api-key makes
+# them. Anything else is refused before it reaches a query: a NUL byte in a
+# header would otherwise make PostgreSQL raise instead of answering 401.
+KEY_SHAPE = re.compile(r"[A-Za-z0-9]{1,16}\.[A-Za-z0-9]{1,128}")
 
 
 class BotAPIKeyAuthentication(authentication.BaseAuthentication):
@@ -20,6 +26,8 @@ class BotAPIKeyAuthentication(authentication.BaseAuthentication):
         if keyword.lower() not in KEYWORDS:
             return None
         key = key.strip()
+        if not KEY_SHAPE.fullmatch(key):
+            raise exceptions.AuthenticationFailed("Invalid API key.")
         prefix = key.partition(".")[0]
         api_key = (
             BotAPIKey.objects.get_usable_keys().select_related("bot").filter(prefix=prefix).first()

@@ -6,6 +6,7 @@ hash stored), call the provider outside any transaction, then record the
 outcome atomically. A send refused by a limit never reaches the provider.
 """
 
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -87,15 +88,20 @@ def resend_code(verification: Verification) -> Verification:
     with transaction.atomic():
         verification = Verification.objects.select_for_update().get(pk=verification.pk)
         _expire_if_due(verification, now)
-        if verification.status != Status.PENDING:
-            raise VerificationClosedError()
-        _reserve_send(verification.phone, now)
-        verification.code_hmac = verification.hash_code(code)
-        verification.send_count = F("send_count") + 1
-        verification.expires_at = now + timedelta(seconds=settings.OTP_TTL_SECONDS)
-        verification.last_sent_at = now
-        verification.save(update_fields=["code_hmac", "send_count", "expires_at", "last_sent_at"])
-        verification.refresh_from_db(fields=["send_count"])
+        closed = verification.status != Status.PENDING
+        if not closed:
+            _reserve_send(verification.phone, now)
+            verification.code_hmac = verification.hash_code(code)
+            verification.send_count = F("send_count") + 1
+            verification.expires_at = now + timedelta(seconds=settings.OTP_TTL_SECONDS)
+            verification.last_sent_at = now
+            verification.save(
+                update_fields=["code_hmac", "send_count", "expires_at", "last_sent_at"]
+            )
+            verification.refresh_from_db(fields=["send_count"])
+    if closed:
+        # Raised after the commit, so an expiry recorded above is kept.
+        raise VerificationClosedError()
     _deliver(verification, code, event=Event.RESENT)
     return verification
 
@@ -107,35 +113,41 @@ def check_code(verification: Verification, code: str) -> CheckResult:
     most OTP_MAX_CHECK_ATTEMPTS are compared and at most one succeeds.
     """
     now = timezone.now()
+    locked_until = None
     with transaction.atomic():
         verification = Verification.objects.select_for_update().get(pk=verification.pk)
         _expire_if_due(verification, now)
         if verification.status != Status.PENDING:
             return CheckResult(verification, verified=False)
-        state = PhoneState.objects.filter(phone=verification.phone).first()
-        if state is not None and state.is_locked(now):
-            raise PhoneLockedError(retry_after=_seconds_until(state.locked_until, now))
-
-        if verification.code_matches(code):
+        # The phone's row is locked too (always after the verification's, as
+        # in a resend, so the two never deadlock): checks of several
+        # verifications of one number then count their failures one after
+        # the other, and none compares a code once the phone is locked.
+        state, _ = PhoneState.objects.select_for_update().get_or_create(phone=verification.phone)
+        if state.is_locked(now):
+            locked_until = state.locked_until
+        elif verification.code_matches(code):
             verification.status = Status.APPROVED
             verification.code_hmac = ""
             verification.save(update_fields=["status", "code_hmac", "updated_at"])
             _add_event(verification, Event.APPROVED, now)
-            PhoneState.objects.filter(phone=verification.phone, consecutive_failures__gt=0).update(
-                consecutive_failures=0
-            )
+            if state.consecutive_failures:
+                state.consecutive_failures = 0
+                state.save(update_fields=["consecutive_failures"])
             return CheckResult(verification, verified=True)
-
-        verification.attempts += 1
-        _add_event(verification, Event.CHECK_FAILED, now, attempt=verification.attempts)
-        if verification.attempts >= settings.OTP_MAX_CHECK_ATTEMPTS:
-            verification.status = Status.MAX_ATTEMPTS_REACHED
-            verification.code_hmac = ""
-            _add_event(verification, Event.MAX_ATTEMPTS, now)
-        verification.save(update_fields=["attempts", "status", "code_hmac", "updated_at"])
-        if _register_phone_failure(verification.phone, now):
-            _add_event(verification, Event.LOCKED, now)
-        return CheckResult(verification, verified=False)
+        else:
+            verification.attempts += 1
+            _add_event(verification, Event.CHECK_FAILED, now, attempt=verification.attempts)
+            if verification.attempts >= settings.OTP_MAX_CHECK_ATTEMPTS:
+                verification.status = Status.MAX_ATTEMPTS_REACHED
+                verification.code_hmac = ""
+                _add_event(verification, Event.MAX_ATTEMPTS, now)
+            verification.save(update_fields=["attempts", "status", "code_hmac", "updated_at"])
+            if _register_phone_failure(state, now):
+                _add_event(verification, Event.LOCKED, now)
+            return CheckResult(verification, verified=False)
+    # Raised after the commit, so an expiry recorded above is kept.
+    raise PhoneLockedError(retry_after=_seconds_until(locked_until, now))
 
 
 def cancel_verification(verification: Verification) -> Verification:
@@ -144,14 +156,15 @@ def cancel_verification(verification: Verification) -> Verification:
     with transaction.atomic():
         verification = Verification.objects.select_for_update().get(pk=verification.pk)
         _expire_if_due(verification, now)
-        if verification.status == Status.CANCELED:
-            return verification
-        if verification.status != Status.PENDING:
-            raise VerificationClosedError()
-        verification.status = Status.CANCELED
-        verification.code_hmac = ""
-        verification.save(update_fields=["status", "code_hmac", "updated_at"])
-        _add_event(verification, Event.CANCELED, now)
+        closed = verification.status not in (Status.PENDING, Status.CANCELED)
+        if verification.status == Status.PENDING:
+            verification.status = Status.CANCELED
+            verification.code_hmac = ""
+            verification.save(update_fields=["status", "code_hmac", "updated_at"])
+            _add_event(verification, Event.CANCELED, now)
+    if closed:
+        # Raised after the commit, so an expiry recorded above is kept.
+        raise VerificationClosedError()
     return verification
 
 
@@ -270,12 +283,11 @@ def _expire_if_due(verification: Verification, now: datetime) -> None:
         _add_event(verification, Event.EXPIRED, now)
 
 
-def _register_phone_failure(phone: str, now: datetime) -> bool:
-    """Count a wrong code against the phone; return True when it locks the phone.
+def _register_phone_failure(state: PhoneState, now: datetime) -> bool:
+    """Count a wrong code against the phone (its row locked); True when it locks it.
 
     The count spans verifications: starting a new one does not reset it.
     """
-    state, _ = PhoneState.objects.select_for_update().get_or_create(phone=phone)
     state.consecutive_failures += 1
     locked = state.consecutive_failures >= settings.OTP_PHONE_LOCK_FAILURES
     if locked:
@@ -292,6 +304,7 @@ def _add_event(verification: Verification, kind: str, now: datetime, **detail: o
 
 
 def _seconds_until(moment: datetime | None, now: datetime) -> int:
+    """Whole seconds to wait (rounded up, at least 1), for Retry-After."""
     if moment is None:
         return 0
-    return max(int((moment - now).total_seconds()) + 1, 1)
+    return max(math.ceil((moment - now).total_seconds()), 1)

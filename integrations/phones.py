@@ -29,6 +29,11 @@ def normalize_phone(raw: str, *, region: str | None = None) -> tuple[str, str]:
     text = raw.strip()
     if not text or len(text) > MAX_INPUT_LENGTH or "\x00" in text:
         raise InvalidPhoneNumberError()
+    if any(ch.isalpha() for ch in text):
+        # phonenumbers reads vanity numbers ("+1 800 FLOWERS") by turning
+        # letters into keypad digits; a person's own phone is never typed
+        # that way, so letters mean the input is not a phone number.
+        raise InvalidPhoneNumberError()
     try:
         number = phonenumbers.parse(text, region or settings.PHONE_DEFAULT_REGION)
     except phonenumbers.NumberParseException as exc:

@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from . import otp
@@ -21,6 +22,21 @@ class StrictSerializer(serializers.Serializer):
         return attrs
 
 
+class TextField(serializers.CharField):
+    """A CharField that refuses text the database or an HTTP client cannot carry.
+
+    JSON may hold lone surrogates ("\\ud800"), which no UTF-8 encoder accepts:
+    stored as is they would crash the database driver (a 500), and control
+    characters have no place in a name, a reference or a credential.
+    """
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if any(0xD800 <= ord(ch) <= 0xDFFF or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+            raise serializers.ValidationError("Enter text without control characters.")
+        return value
+
+
 class CodeField(serializers.CharField):
     """OTP_LENGTH ASCII digits; anything else is refused before any comparison."""
 
@@ -35,9 +51,9 @@ class CodeField(serializers.CharField):
 
 
 class StartVerificationSerializer(StrictSerializer):
-    to = serializers.CharField(max_length=40, help_text="The phone number, E.164 (+14155552671)")
+    to = TextField(max_length=40, help_text="The phone number, E.164 (+14155552671)")
     channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.SMS)
-    user_ref = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+    user_ref = TextField(max_length=200, required=False, default="", allow_blank=True)
 
 
 class CheckVerificationSerializer(StrictSerializer):
@@ -53,15 +69,29 @@ class VerificationSerializer(serializers.Serializer):
     to = serializers.CharField(source="masked_phone")
     channel = serializers.CharField()
     status = serializers.SerializerMethodField()
-    attempts_left = serializers.IntegerField()
+    attempts_left = serializers.SerializerMethodField()
     send_count = serializers.IntegerField()
     expires_at = serializers.DateTimeField()
-    resend_available_at = serializers.DateTimeField(allow_null=True)
+    resend_available_at = serializers.SerializerMethodField()
     delivery_status = serializers.CharField()
     created_at = serializers.DateTimeField()
 
+    # A pending row past its TTL reads as expired even before a request
+    # closes it, so the counters must say "closed" too, not "5 attempts left".
     def get_status(self, verification: Verification) -> str:
         return otp.current_status(verification)
+
+    def get_attempts_left(self, verification: Verification) -> int:
+        if otp.current_status(verification) != Verification.Status.PENDING:
+            return 0
+        return verification.attempts_left
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_resend_available_at(self, verification: Verification) -> str | None:
+        moment = verification.resend_available_at
+        if moment is None or otp.current_status(verification) != Verification.Status.PENDING:
+            return None
+        return serializers.DateTimeField().to_representation(moment)
 
 
 class CheckResultSerializer(VerificationSerializer):
@@ -72,10 +102,10 @@ class CheckResultSerializer(VerificationSerializer):
 
 
 class GuideSendSerializer(serializers.Serializer):
-    toNumber = serializers.CharField(max_length=40)
-    accountSID = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
-    authToken = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
-    fromNumber = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+    toNumber = TextField(max_length=40)
+    accountSID = TextField(max_length=64, required=False, allow_blank=True, default="")
+    authToken = TextField(max_length=128, required=False, allow_blank=True, default="")
+    fromNumber = TextField(max_length=40, required=False, allow_blank=True, default="")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if bool(attrs["accountSID"]) != bool(attrs["authToken"]):
@@ -84,7 +114,7 @@ class GuideSendSerializer(serializers.Serializer):
 
 
 class GuideVerifySerializer(serializers.Serializer):
-    systemOtp = serializers.CharField(max_length=64)
+    systemOtp = TextField(max_length=64)
     userOtp = CodeField(max_length=10)
 
 

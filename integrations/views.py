@@ -5,7 +5,7 @@ import uuid
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -151,7 +151,8 @@ def _validated(serializer_class: type, request: Request) -> dict:
     return serializer.validated_data
 
 
-@require_GET
+# GET and HEAD: some load balancers probe with HEAD.
+@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness and database reachability, for load balancers and monitors."""
     try:
