@@ -79,3 +79,11 @@ class ProviderUnavailableError(ServiceError):
     status_code = 503
     code = "provider_unavailable"
     default_detail = "The SMS provider is not available. Try again later."
+
+
+class InvalidSignatureError(ServiceError):
+    """A webhook whose signature does not prove it came from the provider."""
+
+    status_code = 403
+    code = "invalid_signature"
+    default_detail = "The request signature is missing or not valid."

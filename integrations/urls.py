@@ -1,8 +1,13 @@
 from django.urls import path
 
-from . import views
+from . import callbacks, views
 
 urlpatterns = [
+    path(
+        "integrations/twilio/status-callback",
+        callbacks.TwilioStatusCallbackView.as_view(),
+        name="twilio-status-callback",
+    ),
     path(
         "integrations/custom-feature/send-otp-sms",
         views.GuideSendView.as_view(),

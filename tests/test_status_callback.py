@@ -1,0 +1,204 @@
+"""The Twilio status callback, driven as Twilio drives it: a signed form POST."""
+
+from urllib.parse import urlencode
+
+import pytest
+from django.test import Client
+from twilio.request_validator import RequestValidator
+
+from integrations.models import Verification, VerificationEvent
+
+CALLBACK = "/integrations/twilio/status-callback"
+URL = "http://testserver" + CALLBACK  # PUBLIC_BASE_URL of the test settings + the path
+SERVER_SID = "AC" + "1" * 32
+SERVER_TOKEN = "server-auth-token-0123456789"
+BOT_SID = "AC" + "2" * 32
+BOT_TOKEN = "bot-own-auth-token-9876543210"
+PHONE = "+14155552671"
+OTHER_PHONE = "+14155552672"
+
+
+@pytest.fixture(autouse=True)
+def twilio_account(settings):
+    settings.TWILIO_ACCOUNT_SID = SERVER_SID
+    settings.TWILIO_AUTH_TOKEN = SERVER_TOKEN
+
+
+@pytest.fixture
+def verification(api) -> Verification:
+    sent = api.post("/api/v1/verifications", {"to": PHONE}, format="json")
+    assert sent.status_code == 201, sent.json()
+    return Verification.objects.get(pk=sent.json()["id"])
+
+
+@pytest.fixture
+def bot_account_verification(api) -> Verification:
+    sent = api.post(
+        "/integrations/custom-feature/send-otp-sms",
+        {
+            "toNumber": OTHER_PHONE,
+            "accountSID": BOT_SID,
+            "authToken": BOT_TOKEN,
+            "fromNumber": "+15005550006",
+        },
+        format="json",
+    )
+    assert sent.status_code == 200, sent.json()
+    return Verification.objects.get(pk=sent.json()["verificationId"])
+
+
+def report(verification: Verification, status: str = "delivered", **extra: str) -> dict[str, str]:
+    return {
+        "MessageSid": verification.message_sid,
+        "MessageStatus": status,
+        "SmsStatus": status,
+        "AccountSid": SERVER_SID,
+        "To": verification.phone,
+        **extra,
+    }
+
+
+def post(form: dict[str, str], *, token: str | None = SERVER_TOKEN, signed: dict | None = None):
+    """POST `form` as Twilio would, signed over `signed` (default: the form itself)."""
+    headers = {}
+    if token is not None:
+        signature = RequestValidator(token).compute_signature(URL, signed or form)
+        headers["HTTP_X_TWILIO_SIGNATURE"] = signature
+    return Client(enforce_csrf_checks=True).post(
+        CALLBACK, urlencode(form), content_type="application/x-www-form-urlencoded", **headers
+    )
+
+
+def delivery_events(verification: Verification) -> list[VerificationEvent]:
+    return list(verification.events.filter(kind=VerificationEvent.Kind.DELIVERY))
+
+
+def test_a_signed_report_updates_the_delivery_status(verification):
+    response = post(report(verification, "delivered"))
+    assert response.status_code == 200, response.content
+    assert response.json() == {"status": "recorded"}
+    verification.refresh_from_db()
+    assert verification.delivery_status == "delivered"
+
+
+def test_a_report_adds_a_delivery_event_with_the_providers_error_code(verification):
+    post(report(verification, "undelivered", ErrorCode="30003"))
+    [event] = delivery_events(verification)
+    assert event.detail == {
+        "message_sid": verification.message_sid,
+        "status": "undelivered",
+        "error_code": "30003",
+    }
+
+
+def test_it_refuses_a_report_with_a_tampered_parameter(verification):
+    signed = report(verification, "undelivered")
+    response = post({**signed, "MessageStatus": "delivered"}, signed=signed)
+    assert response.status_code == 403
+    assert response.json()["code"] == "invalid_signature"
+    verification.refresh_from_db()
+    assert verification.delivery_status == ""
+
+
+def test_it_refuses_a_report_without_a_signature(verification):
+    response = post(report(verification), token=None)
+    assert response.status_code == 403
+    assert response.json()["code"] == "invalid_signature"
+    assert delivery_events(verification) == []
+
+
+def test_it_refuses_a_report_signed_with_the_wrong_token(verification):
+    response = post(report(verification), token="not-the-auth-token")
+    assert response.status_code == 403
+    assert delivery_events(verification) == []
+
+
+def test_it_refuses_reports_signed_with_an_empty_token_when_none_is_configured(
+    verification, settings
+):
+    settings.TWILIO_AUTH_TOKEN = ""
+    response = post(report(verification), token="")
+    assert response.status_code == 403
+
+
+def test_the_same_report_twice_is_recorded_once(verification):
+    first = post(report(verification, "delivered"))
+    second = post(report(verification, "delivered"))
+    assert first.json() == {"status": "recorded"}
+    assert second.status_code == 200
+    assert second.json() == {"status": "duplicate"}
+    assert len(delivery_events(verification)) == 1
+
+
+def test_a_late_report_of_an_earlier_state_does_not_undo_delivery(verification):
+    post(report(verification, "delivered"))
+    post(report(verification, "sent"))
+    verification.refresh_from_db()
+    assert verification.delivery_status == "delivered"
+    assert [e.detail["status"] for e in delivery_events(verification)] == ["delivered", "sent"]
+
+
+def test_a_message_sent_with_a_bots_own_account_is_checked_with_that_accounts_token(
+    bot_account_verification,
+):
+    form = report(bot_account_verification, "delivered", AccountSid=BOT_SID)
+    response = post(form, token=BOT_TOKEN)
+    assert response.status_code == 200, response.content
+    bot_account_verification.refresh_from_db()
+    assert bot_account_verification.delivery_status == "delivered"
+
+
+def test_the_servers_token_does_not_sign_for_a_bots_own_account(bot_account_verification):
+    form = report(bot_account_verification, "delivered", AccountSid=BOT_SID)
+    response = post(form, token=SERVER_TOKEN)
+    assert response.status_code == 403
+
+
+def test_a_bots_token_does_not_sign_reports_of_the_servers_account(
+    verification, bot_account_verification
+):
+    response = post(report(verification, "delivered", AccountSid=BOT_SID), token=BOT_TOKEN)
+    assert response.status_code == 403
+
+
+# --- Bad input -------------------------------------------------------------------------
+
+
+def test_a_report_for_an_unknown_message_is_ignored(db):
+    form = {"MessageSid": "SM" + "0" * 32, "MessageStatus": "delivered", "AccountSid": SERVER_SID}
+    response = post(form)
+    assert response.status_code == 200
+    assert response.json() == {"status": "unknown_message"}
+
+
+def test_a_report_without_a_message_sid_is_a_bad_request(db):
+    response = post({"MessageStatus": "delivered", "AccountSid": SERVER_SID})
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_request"
+    assert "MessageSid" in response.json()["errors"]
+
+
+def test_a_report_without_a_status_is_a_bad_request(verification):
+    form = report(verification)
+    del form["MessageStatus"]
+    response = post(form)
+    assert response.status_code == 400
+    assert "MessageStatus" in response.json()["errors"]
+
+
+def test_a_report_with_a_garbage_status_is_a_bad_request(verification):
+    response = post(report(verification, "<script>💥</script>"))
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_request"
+    verification.refresh_from_db()
+    assert verification.delivery_status == ""
+
+
+def test_an_empty_signed_post_is_a_bad_request(db):
+    response = post({})
+    assert response.status_code == 400
+
+
+def test_a_get_is_not_allowed(db):
+    response = Client().get(CALLBACK)
+    assert response.status_code == 405
