@@ -127,7 +127,7 @@ def _render(template: str, attributes: Mapping[str, Any], encode: Callable[[str]
 def _percent_encode(value: str) -> str:
     # Everything but unreserved characters, `/` included: a value stays one
     # path segment or one query value.
-    return quote(value, safe="")
+    return quote(value, safe="", errors="replace")
 
 
 def _rows(rows: Sequence[ApiRow]) -> list[ApiRow]:
@@ -165,8 +165,10 @@ def _render_url(
         value, shown = _row_value(row, attributes)
         send_pairs.append((row.key, value))
         show_pairs.append((row.key, shown))
-    send_query = "&".join(q for q in (query, urlencode(send_pairs)) if q)
-    show_query = "&".join(q for q in (query, urlencode(show_pairs, safe="•")) if q)
+    send_query = "&".join(q for q in (query, urlencode(send_pairs, errors="replace")) if q)
+    show_query = "&".join(
+        q for q in (query, urlencode(show_pairs, safe="•", errors="replace")) if q
+    )
     url = urlunsplit((parts.scheme, parts.netloc, path, send_query, ""))
     # Belt and braces: whatever a value held, the request goes where the
     # definition says.
@@ -203,6 +205,14 @@ def render_request(definition: ApiDefinition, attributes: Mapping[str, Any]) -> 
             raise CallError(
                 INVALID_REQUEST, f'The value of header "{row.key}" would contain a line break.'
             )
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError as exc:
+            # HTTP/1.1 header values are Latin-1 on the wire.
+            raise CallError(
+                INVALID_REQUEST,
+                f'The value of header "{row.key}" has characters HTTP cannot carry.',
+            ) from exc
         headers[row.key] = value
         display_headers[row.key] = shown
 
@@ -211,8 +221,10 @@ def render_request(definition: ApiDefinition, attributes: Mapping[str, Any]) -> 
     if body_rows:
         if definition.body_format == ApiDefinition.BodyFormat.FORM:
             pairs = [(row.key, _row_value(row, attributes)) for row in body_rows]
-            body = urlencode([(key, value) for key, (value, _) in pairs]).encode()
-            display_body = urlencode([(key, shown) for key, (_, shown) in pairs], safe="•")
+            body = urlencode([(key, value) for key, (value, _) in pairs], errors="replace").encode()
+            display_body = urlencode(
+                [(key, shown) for key, (_, shown) in pairs], safe="•", errors="replace"
+            )
             content_type = "application/x-www-form-urlencoded"
         else:
             values = {row.key: _json_value(row, attributes) for row in body_rows}
