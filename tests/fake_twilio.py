@@ -514,6 +514,11 @@ def main(argv: list[str] | None = None) -> None:
         help="an account the fake accepts (repeatable)",
     )
     parser.add_argument("--verbose", action="store_true", help="log each request line")
+    parser.add_argument(
+        "--fail",
+        metavar="MODE",
+        help="fail every message: a Twilio error code (21610), an HTTP status (503), hang or close",
+    )
     args = parser.parse_args(argv)
 
     accounts = dict(item.split(":", 1) for item in args.account) or None
@@ -524,6 +529,8 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         verbose=args.verbose,
     )
+    if args.fail:
+        _set_failure_from_cli(fake, args.fail)
     stop = threading.Event()
     # SIGTERM (the benchmark stopping us) ends the loop like Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -531,6 +538,19 @@ def main(argv: list[str] | None = None) -> None:
         print(fake.url, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
+
+
+def _set_failure_from_cli(fake: FakeTwilio, mode: str) -> None:
+    if mode == "hang":
+        fake.hang()
+    elif mode == "close":
+        fake.close_connection()
+    elif mode.isdigit() and int(mode) < 600:
+        fake.fail_with_status(int(mode))
+    elif mode.isdigit():
+        fake.fail_with_error(int(mode))
+    else:
+        raise SystemExit(f"--fail: unknown mode {mode!r}")
 
 
 if __name__ == "__main__":
