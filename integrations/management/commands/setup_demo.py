@@ -4,6 +4,7 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -34,6 +35,7 @@ class Command(BaseCommand):
         user.is_superuser = True
         user.set_password(password)
         user.save()
+        call_command("create_log_reviewer_group", verbosity=0, stdout=self.stdout)
 
         base = settings.PUBLIC_BASE_URL
         self.stdout.write(
