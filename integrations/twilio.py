@@ -142,9 +142,9 @@ class _HttpClient(TwilioHttpClient):
         super().__init__()
         self.base_url = base_url
         # The parent only accepts a single number; requests takes (connect, read).
-        self.timeout = timeout  # type: ignore[assignment]
+        self.timeout = timeout
 
-    def request(  # type: ignore[override]
+    def request(
         self,
         method: str,
         url: str,

@@ -131,7 +131,7 @@ class FakeTwilio:
         self._requests: list[FakeRequest] = []
         self._failures: dict[str | None, Failure] = {}
         self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     # --- Life cycle -------------------------------------------------------------
