@@ -411,3 +411,7 @@ class VerificationAdmin(LogAdmin):
             if not full:
                 values[2] = mask_phone(values[2])
             yield values
+
+
+# The Developer Section (attributes, API definitions, API-call log) lives in its own module.
+from . import developer_admin  # noqa: E402, F401
