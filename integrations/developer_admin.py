@@ -29,7 +29,7 @@ from .models import (
     ApiRow,
     CustomAttribute,
 )
-from .redaction import redact_data
+from .redaction import is_code_key, redact_data
 
 # Values an admin's Test run saved, offered as samples in the next Test form
 # (e.g. Send OTP saves otp_id, which Verify OTP then needs). Typed inputs are
@@ -168,7 +168,7 @@ class ApiDefinitionAdmin(admin.ModelAdmin):
         names = definition.used_attributes()
         types = dict(CustomAttribute.objects.filter(name__in=names).values_list("name", "type"))
         samples = request.session.get(SAMPLE_SESSION_KEY, {})
-        form = _sample_form(names, samples)(request.POST or None)
+        form = _sample_form(names, samples)(request.POST if request.method == "POST" else None)
         context: dict[str, Any] = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -189,7 +189,10 @@ class ApiDefinitionAdmin(admin.ModelAdmin):
                 **samples,
                 **{k: v for k, v in saved.items() if isinstance(v, str | int | float | bool)},
             }
+            # The form comes back with what was typed, except a code.
+            kept = {k: v for k, v in form.cleaned_data.items() if not is_code_key(k)}
             context.update(
+                form=_sample_form(names, {**samples, **kept})(),
                 outcome=outcome,
                 log=log,
                 saved_json=json.dumps(saved, indent=2, ensure_ascii=False),
@@ -200,7 +203,7 @@ class ApiDefinitionAdmin(admin.ModelAdmin):
         """Paste a cURL command; get a new definition to review."""
         if not self.has_add_permission(request):
             raise PermissionDenied
-        form = CurlImportForm(request.POST or None)
+        form = CurlImportForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             try:
                 definition = import_curl(
