@@ -23,16 +23,15 @@ class StrictSerializer(serializers.Serializer):
 
 
 class TextField(serializers.CharField):
-    """A CharField that refuses text the database or an HTTP client cannot carry.
+    """A CharField that also refuses control characters (DRF already refuses NUL).
 
-    JSON may hold lone surrogates ("\\ud800"), which no UTF-8 encoder accepts:
-    stored as is they would crash the database driver (a 500), and control
-    characters have no place in a name, a reference or a credential.
+    No phone, reference or credential holds one, and a line break or escape
+    sequence in a value would end up in log lines and admin pages.
     """
 
     def to_internal_value(self, data: Any) -> str:
         value = super().to_internal_value(data)
-        if any(0xD800 <= ord(ch) <= 0xDFFF or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
             raise serializers.ValidationError("Enter text without control characters.")
         return value
 
