@@ -23,6 +23,8 @@ import argparse
 import base64
 import binascii
 import contextlib
+import hashlib
+import hmac
 import json
 import re
 import signal
@@ -35,7 +37,9 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from urllib.parse import parse_qs
+from urllib.error import HTTPError
+from urllib.parse import parse_qs, urlencode
+from urllib.request import Request, urlopen
 
 DEFAULT_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 DEFAULT_AUTH_TOKEN = "fake-twilio-auth-token"
@@ -94,6 +98,19 @@ class FakeRequest:
     path: str
     form: dict[str, str] = field(repr=False)
     auth_username: str
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """What Twilio POSTs to a message's StatusCallback, signed with the account's token."""
+
+    url: str
+    form: dict[str, str]
+    signature: str  # the X-Twilio-Signature header
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-Twilio-Signature": self.signature}
 
 
 @dataclass(frozen=True)
@@ -243,6 +260,35 @@ class FakeTwilio:
         if found is None:
             raise LookupError(f"the last message to {phone} holds no code")
         return found.group(1)
+
+    def delivery_report(
+        self, message: FakeMessage, status: str = "delivered", *, error_code: int | None = None
+    ) -> DeliveryReport:
+        """The status callback Twilio would send for `message`; `post_delivery_report` sends it."""
+        form = {
+            "AccountSid": message.account_sid,
+            "ApiVersion": API_VERSION,
+            "From": message.from_,
+            "MessageSid": message.sid,
+            "MessageStatus": status,
+            "SmsSid": message.sid,
+            "SmsStatus": status,
+            "To": message.to,
+        }
+        if error_code is not None:
+            form["ErrorCode"] = str(error_code)
+        token = self.accounts[message.account_sid]
+        url = message.status_callback
+        return DeliveryReport(url, form, twilio_signature(token, url, form))
+
+    def post_delivery_report(self, report: DeliveryReport) -> int:
+        """POST a delivery report to its URL (a live server); return the HTTP status."""
+        request = Request(report.url, data=urlencode(report.form).encode(), headers=report.headers)
+        try:
+            with urlopen(request, timeout=10) as response:
+                return response.status
+        except HTTPError as exc:
+            return exc.code
 
     def reset(self) -> None:
         """Forget messages, requests and failures."""
@@ -481,6 +527,13 @@ def _message_json(message: FakeMessage) -> dict[str, object]:
         "to": message.to,
         "uri": uri,
     }
+
+
+def twilio_signature(auth_token: str, url: str, form: dict[str, str]) -> str:
+    """X-Twilio-Signature: HMAC-SHA1 of the URL and the sorted form fields, base64."""
+    payload = url + "".join(name + form[name] for name in sorted(form))
+    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
 
 
 def _validation_error(form: dict[str, str]) -> int | None:

@@ -7,6 +7,7 @@ import pytest
 import requests
 from django.core import checks
 from django.db import connection
+from twilio.request_validator import RequestValidator
 
 from integrations.models import Verification, VerificationEvent
 from tests.fake_twilio import (
@@ -363,3 +364,11 @@ def test_the_fake_refuses_a_wrong_token_as_twilio_does(fake_twilio):
     assert listed.status_code == 401
     assert listed.json()["code"] == 20003
     assert listed.json()["more_info"] == "https://www.twilio.com/docs/errors/20003"
+
+
+def test_the_fakes_delivery_report_is_signed_as_twilio_signs(api, fake_twilio):
+    start(api)
+    report = fake_twilio.delivery_report(fake_twilio.messages[0], "delivered")
+    assert report.url == "http://testserver/integrations/twilio/status-callback"
+    validator = RequestValidator(DEFAULT_AUTH_TOKEN)
+    assert validator.validate(report.url, report.form, report.signature)
