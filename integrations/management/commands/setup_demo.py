@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from integrations.demo import install_demo_api_definitions
 from integrations.models import Bot, BotAPIKey
 
 DEMO_BOT = "Demo bot"
@@ -27,6 +28,7 @@ class Command(BaseCommand):
         # again: it revokes the old demo key and prints a fresh one.
         BotAPIKey.objects.filter(bot=bot, name=DEMO_KEY_NAME, revoked=False).update(revoked=True)
         _, key = BotAPIKey.objects.create_key(bot=bot, name=DEMO_KEY_NAME)
+        install_demo_api_definitions(key)
 
         User = get_user_model()
         password = secrets.token_urlsafe(12)
