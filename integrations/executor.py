@@ -356,9 +356,7 @@ class _Response:
 def _read_capped(response: Any, deadline: float) -> bytes:
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
-        raise CallError(
-            RESPONSE_TOO_LARGE, f"The response is larger than {MAX_RESPONSE_BYTES} bytes."
-        )
+        raise CallError(RESPONSE_TOO_LARGE, "The response is larger than 1 MiB.")
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -374,9 +372,7 @@ def _read_capped(response: Any, deadline: float) -> bytes:
             return b"".join(chunks)
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
-            raise CallError(
-                RESPONSE_TOO_LARGE, f"The response is larger than {MAX_RESPONSE_BYTES} bytes."
-            )
+            raise CallError(RESPONSE_TOO_LARGE, "The response is larger than 1 MiB.")
         chunks.append(chunk)
 
 

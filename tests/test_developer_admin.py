@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from integrations.models import ApiCallLog, ApiDefinition, ApiHeader
 
-from .developer_helpers import attribute, definition, serve
+from .developer_helpers import attribute, definition, self_signed_context, serve, silent_server
 
 SECRET = "Api-Key prefix12.VerySecretKeyValue9876"
 
@@ -350,3 +350,36 @@ def test_the_api_call_log_is_read_only_and_masks_secrets(staff, server):
     listing = staff.get(reverse("admin:integrations_apicalllog_changelist"))
     assert "VerySecretKeyValue" not in listing.content.decode()
     assert staff.get(reverse("admin:integrations_apicalllog_add")).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("path", "error_code", "message"),
+    [
+        ("/badjson", "invalid_json", "not valid JSON"),
+        ("/huge", "response_too_large", "larger than 1 MiB"),
+    ],
+)
+def test_the_test_page_reports_bad_answers_clearly(staff, server, path, error_code, message):
+    api = definition(server.url(path), method="GET")
+    page = staff.post(reverse("admin:integrations_apidefinition_test", args=[api.pk]), {})
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert error_code in html
+    assert message in html
+    assert ApiCallLog.objects.get().error_code == error_code
+
+
+def test_the_test_page_reports_a_server_that_never_answers(staff):
+    with silent_server() as port:
+        api = definition(f"http://127.0.0.1:{port}/", method="GET", timeout=1)
+        page = staff.post(reverse("admin:integrations_apidefinition_test", args=[api.pk]), {})
+    assert "did not answer in time" in page.content.decode()
+    assert ApiCallLog.objects.get().error_code == "timeout"
+
+
+def test_the_test_page_reports_a_tls_error(staff):
+    with serve(self_signed_context()) as tls_server:
+        api = definition(tls_server.url("/json"), method="GET")
+        page = staff.post(reverse("admin:integrations_apidefinition_test", args=[api.pk]), {})
+    assert "tls_error" in page.content.decode()
+    assert ApiCallLog.objects.get().error_code == "tls_error"
