@@ -9,17 +9,28 @@ Job fields: host, port, connections, targets (`[method, path, body]` each,
 used once unless `repeat` is true), headers, expect_status, expect_body (a
 substring every good response holds), start_at / measure_at / end_at (wall
 clock, shared by all load processes), timeout (per request, seconds).
+
+With `flow` in the job, each client instead plays whole conversations of the
+demo flow, one phone number each: start, send the phone, read the code from
+the fake Twilio as the person reads their SMS, send the code. One sample is
+one conversation; its latency is the sum of the three calls to the server.
 """
 
 import asyncio
+import base64
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import cycle
 from typing import Any
+from urllib.parse import quote
+
+NETWORK_ERRORS = (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError)
+CODE = re.compile(r"(?<!\d)(\d{4,10})(?!\d)")
 
 
 @dataclass
@@ -27,7 +38,6 @@ class Tally:
     latencies_ms: list[float] = field(default_factory=list)
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
-    first_start: float | None = None
     last_end: float = 0.0
     exhausted: bool = False
 
@@ -74,11 +84,38 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]
     return status, await reader.readexactly(length), close
 
 
+class Connection:
+    """One keep-alive HTTP/1.1 connection, opened again when the server closes it."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, raw: bytes) -> tuple[int, bytes]:
+        try:
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            self.writer.write(raw)
+            status, body, close = await asyncio.wait_for(read_response(self.reader), self.timeout)
+        except BaseException:
+            self.close()
+            raise
+        if close:
+            self.close()
+        return status, body
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
 async def client(job: dict[str, Any], requests: Iterator[bytes], tally: Tally) -> None:
-    host, port, timeout = job["host"], job["port"], job["timeout"]
+    """Send one request after the other until the window closes or the targets run out."""
+    connection = Connection(job["host"], job["port"], job["timeout"])
     measure_at, end_at = job["measure_at"], job["end_at"]
     expect_status, expect_body = job["expect_status"], job["expect_body"].encode()
-    reader = writer = None
     try:
         while time.time() < end_at:
             request = next(requests, None)
@@ -87,45 +124,109 @@ async def client(job: dict[str, Any], requests: Iterator[bytes], tally: Tally) -
                 return
             started_wall, started = time.time(), time.perf_counter()
             try:
-                if writer is None:
-                    reader, writer = await asyncio.open_connection(host, port)
-                writer.write(request)
-                status, body, close = await asyncio.wait_for(read_response(reader), timeout)
-            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
-                tally.error(f"{type(exc).__name__}: {exc}")
-                if writer is not None:
-                    writer.close()
-                reader = writer = None
+                status, body = await connection.request(request)
+            except NETWORK_ERRORS as exc:
+                if started_wall >= measure_at:
+                    tally.error(f"{type(exc).__name__}: {exc}")
                 continue
             elapsed_ms = (time.perf_counter() - started) * 1000
             ended_wall = time.time()
-            if close:
-                writer.close()
-                reader = writer = None
             if started_wall < measure_at or ended_wall > end_at:
                 continue  # warm-up, or finished after the measurement window
-            if tally.first_start is None:
-                tally.first_start = started_wall
             tally.last_end = max(tally.last_end, ended_wall)
             if status != expect_status or expect_body not in body:
                 tally.error(f"{status} {body[:200]!r}")
                 continue
             tally.latencies_ms.append(elapsed_ms)
     finally:
-        if writer is not None:
-            writer.close()
+        connection.close()
+
+
+async def flow_client(job: dict[str, Any], phones: Iterator[str], tally: Tally) -> None:
+    """Play whole conversations until the window closes or the phone numbers run out."""
+    flow = job["flow"]
+    host, headers = f"{job['host']}:{job['port']}", job.get("headers", {})
+    server = Connection(job["host"], job["port"], job["timeout"])
+    twilio = Connection(job["host"], flow["twilio_port"], job["timeout"])
+    basic = base64.b64encode(f"{flow['twilio_sid']}:{flow['twilio_token']}".encode()).decode()
+    messages_path = f"/2010-04-01/Accounts/{flow['twilio_sid']}/Messages.json"
+    measure_at, end_at = job["measure_at"], job["end_at"]
+
+    async def call(path: str, body: dict[str, str], expect: int) -> dict[str, Any]:
+        status, answer = await server.request(
+            build_request("POST", path, json.dumps(body), host, headers)
+        )
+        if status != expect:
+            raise ValueError(f"POST {path}: {status} {answer[:200]!r}")
+        return json.loads(answer)
+
+    async def read_code(phone: str) -> str:
+        status, listing = await twilio.request(
+            build_request(
+                "GET",
+                f"{messages_path}?To={quote(phone)}",
+                "",
+                host,
+                {"Authorization": f"Basic {basic}"},
+            )
+        )
+        messages = json.loads(listing).get("messages") if status == 200 else None
+        found = CODE.search(messages[0]["body"]) if messages else None
+        if found is None:
+            raise ValueError(f"no code for the phone in the fake Twilio ({status})")
+        return found.group(1)
+
+    try:
+        while time.time() < end_at:
+            phone = next(phones, None)
+            if phone is None:
+                tally.exhausted = True
+                return
+            started_wall = time.time()
+            try:
+                t0 = time.perf_counter()
+                conversation = await call(f"/api/v1/flows/{flow['flow_id']}/conversations", {}, 201)
+                path = f"/api/v1/conversations/{conversation['id']}/messages"
+                conversation = await call(path, {"text": phone}, 200)
+                spent = time.perf_counter() - t0
+                if conversation.get("expects") != "code":
+                    raise ValueError(f"after the phone: {json.dumps(conversation)[:300]}")
+                code = await read_code(phone)  # the person reads the SMS: not server time
+                t0 = time.perf_counter()
+                conversation = await call(path, {"text": code}, 200)
+                spent += time.perf_counter() - t0
+            except (*NETWORK_ERRORS, KeyError) as exc:
+                if started_wall >= measure_at:
+                    tally.error(f"{type(exc).__name__}: {exc}")
+                continue
+            ended_wall = time.time()
+            if started_wall < measure_at or ended_wall > end_at:
+                continue
+            tally.last_end = max(tally.last_end, ended_wall)
+            text = json.dumps(conversation, ensure_ascii=False)
+            if conversation.get("status") != "finished" or job["expect_body"] not in text:
+                tally.error(f"finished as {text[:300]}")
+                continue
+            tally.latencies_ms.append(spent * 1000)
+    finally:
+        server.close()
+        twilio.close()
 
 
 async def run(job: dict[str, Any]) -> Tally:
-    host = f"{job['host']}:{job['port']}"
-    headers = job.get("headers", {})
-    prepared = [build_request(m, p, b, host, headers) for m, p, b in job["targets"]]
-    requests = cycle(prepared) if job.get("repeat") else iter(prepared)
     tally = Tally()
+    if "flow" in job:
+        phones = iter(job["flow"]["phones"])
+        clients = [flow_client(job, phones, tally) for _ in range(job["connections"])]
+    else:
+        host, headers = f"{job['host']}:{job['port']}", job.get("headers", {})
+        prepared = [build_request(m, p, b, host, headers) for m, p, b in job["targets"]]
+        requests = cycle(prepared) if job.get("repeat") else iter(prepared)
+        clients = [client(job, requests, tally) for _ in range(job["connections"])]
     delay = job["start_at"] - time.time()
     if delay > 0:
         await asyncio.sleep(delay)
-    await asyncio.gather(*(client(job, requests, tally) for _ in range(job["connections"])))
+    await asyncio.gather(*clients)
     return tally
 
 
@@ -140,7 +241,6 @@ def main() -> None:
             "errors": tally.errors,
             "error_samples": tally.error_samples,
             "exhausted": tally.exhausted,
-            "first_start": tally.first_start,
             "last_end": tally.last_end,
             "cpu_s": (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system),
         },

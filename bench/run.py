@@ -9,7 +9,11 @@ Scenarios, each measured for BENCH_SECONDS after a warm-up:
   request on its own pending verification;
 - `send`: `POST /api/v1/verifications` to distinct numbers, through the real
   twilio client to a fake Twilio that answers after BENCH_LATENCY seconds;
-- `flow`: one whole conversation, when the chat-flow API exists.
+- `flow`: one whole conversation of the demo flow (phone, Send OTP through
+  the Developer Section's API call to this same server, code from the fake
+  Twilio, Verify OTP), with BENCH_FLOW_CLIENTS (a quarter of the server's
+  threads) concurrent conversations: each message that runs an API call holds
+  one server thread while its call needs another.
 
 The database is PostgreSQL when DATABASE_URL is set (a database of its own,
 created fresh and dropped afterwards), otherwise a fresh SQLite file; REDIS_URL
@@ -19,7 +23,7 @@ makes the cache use Redis. Results go to `bench/results/latest.json` and
 Environment: BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_WORKERS (2),
 BENCH_THREADS (16), BENCH_CLIENTS (32), BENCH_LATENCY (0.15),
 BENCH_LOADGEN_PROCESSES (2), BENCH_SCENARIOS (all), BENCH_POOL_RATE (1500:
-targets prepared per second of `write_floor` and `check`).
+targets prepared per second of `write_floor` and `check`), BENCH_FLOW_CLIENTS.
 """
 
 import contextlib
@@ -52,6 +56,7 @@ FROM_NUMBER = "+15005550006"
 # Targets prepared per second of `send`: above what 32 clients can reach
 # when every send waits 150 ms for the provider (213 req/s).
 SEND_POOL_RATE = 400
+FLOW_POOL_RATE = 100
 
 # Project settings that a developer's shell may hold; the bench sets its own.
 SETTINGS_PREFIXES = ("OTP_", "SMS_", "TWILIO_", "SECURE_", "SESSION_", "CSRF_", "INTEGRATIONS_")
@@ -85,6 +90,7 @@ class Config:
     latency: float
     loadgen_processes: int
     pool_rate: int
+    flow_clients: int
     scenarios: list[str]
     database_url: str
     redis_url: str
@@ -105,6 +111,7 @@ class Config:
             latency=float(env.get("BENCH_LATENCY", "0.15")),
             loadgen_processes=int(env.get("BENCH_LOADGEN_PROCESSES", "2")),
             pool_rate=int(env.get("BENCH_POOL_RATE", "1500")),
+            flow_clients=int(env.get("BENCH_FLOW_CLIENTS", "0")),
             scenarios=scenarios or SCENARIOS,
             database_url=env.get("DATABASE_URL", ""),
             redis_url=env.get("REDIS_URL", ""),
@@ -121,6 +128,9 @@ class Stack:
     workdir: Path
     database: str
     api_key: str = ""
+    server_group: int = 0
+    twilio_port: int = 0
+    twilio_token: str = ""
     skipped: dict[str, str] = field(default_factory=dict)
 
 
@@ -134,15 +144,20 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def background(name: str, args: list[str], env: dict[str, str], workdir: Path) -> Iterator[Path]:
-    """Run `args` in its own process group for the duration of the block; yield its log file."""
+def background(
+    name: str, args: list[str], env: dict[str, str], workdir: Path
+) -> Iterator[tuple[Path, int]]:
+    """Run `args` in its own process group for the duration of the block.
+
+    Yield its log file and its process group id (its own pid).
+    """
     log = workdir / f"{name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        yield log
+        yield log, process.pid
     finally:
         stop(process)
 
@@ -274,23 +289,6 @@ def send_available() -> str:
     return ""
 
 
-def flow_available(stack: Stack) -> str:
-    try:
-        request = urllib.request.Request(
-            f"http://{HOST}:{stack.port}/api/v1/flows",
-            headers={"Authorization": f"Api-Key {stack.api_key}"},
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            if response.status == 200:
-                return "the chat-flow API exists but the bench has no flow scenario yet"
-    except urllib.error.HTTPError as exc:
-        if exc.code != 404:
-            return f"GET /api/v1/flows answered {exc.code}"
-    except OSError as exc:
-        return f"GET /api/v1/flows failed: {exc}"
-    return "no chat-flow API (/api/v1/flows) yet"
-
-
 # --- Scenarios -------------------------------------------------------------------
 
 
@@ -327,13 +325,28 @@ def scenario_job(stack: Stack, name: str) -> dict[str, Any] | None:
             "expect_status": 201,
             "expect_body": '"status":"pending"',
         }
+    if name == "flow":
+        prepared = prepare(stack, name, math.ceil(FLOW_POOL_RATE * span))
+        return {
+            "flow": {
+                "flow_id": prepared["flow_id"],
+                "phones": prepared["phones"],
+                "twilio_port": stack.twilio_port,
+                "twilio_sid": FAKE_TWILIO_SID,
+                "twilio_token": stack.twilio_token,
+            },
+            "connections": config.flow_clients or max(config.workers * config.threads // 4, 1),
+            "headers": auth,
+            "expect_body": prepared["expect"],
+        }
     return None
 
 
 def measure(stack: Stack, name: str, job: dict[str, Any]) -> dict[str, Any]:
     """Run the load processes for one scenario and merge what they measured."""
     config = stack.config
-    processes = max(1, min(config.loadgen_processes, config.clients))
+    clients = job.pop("connections", config.clients)
+    processes = max(1, min(config.loadgen_processes, clients))
     start_at = time.time() + 1.0
     measure_at = start_at + config.warmup
     end_at = measure_at + config.seconds
@@ -343,8 +356,7 @@ def measure(stack: Stack, name: str, job: dict[str, Any]) -> dict[str, Any]:
             **job,
             "host": HOST,
             "port": stack.port,
-            "connections": config.clients // processes + (index < config.clients % processes),
-            "targets": job["targets"] if job.get("repeat") else job["targets"][index::processes],
+            "connections": clients // processes + (index < clients % processes),
             "start_at": start_at,
             "measure_at": measure_at,
             "end_at": end_at,
@@ -358,12 +370,25 @@ def measure(stack: Stack, name: str, job: dict[str, Any]) -> dict[str, Any]:
             text=True,
             start_new_session=True,
         )
+        if "flow" in job:
+            share["flow"] = {**job["flow"], "phones": job["flow"]["phones"][index::processes]}
+        elif not job.get("repeat"):
+            share["targets"] = job["targets"][index::processes]
         running.append((process, json.dumps(share)))
     outputs = []
     try:
         for process, share_json in running:
-            out, _ = process.communicate(share_json, timeout=end_at - time.time() + 60)
-            if process.returncode != 0:
+            process.stdin.write(share_json)
+            process.stdin.close()
+        # The server's CPU time over the measured window only, when /proc tells it.
+        time.sleep(max(measure_at - time.time(), 0))
+        cpu_before = group_cpu_seconds(stack.server_group)
+        time.sleep(max(end_at - time.time(), 0))
+        cpu_used = group_cpu_seconds(stack.server_group) - cpu_before
+        for process, _ in running:
+            # Bounded: a load process stops at end_at, and each request times out.
+            out = process.stdout.read()
+            if process.wait() != 0:
                 raise BenchError(f"The load generator failed in {name!r}.")
             outputs.append(json.loads(out))
     finally:
@@ -385,8 +410,32 @@ def measure(stack: Stack, name: str, job: dict[str, Any]) -> dict[str, Any]:
         "error_samples": [s for out in outputs for s in out["error_samples"]][:5],
         "seconds": round(window, 2),
         "targets_ran_out": exhausted,
+        "server_cpu_ms_per_request": round(1000 * cpu_used / len(latencies), 2)
+        if latencies
+        else None,
+        "server_cpu": round(cpu_used / config.seconds, 2),
         "loadgen_cpu": round(sum(out["cpu_s"] for out in outputs) / (end_at - start_at), 2),
+        "clients": clients,
     }
+
+
+def group_cpu_seconds(group: int) -> float:
+    """CPU time used so far by the live processes of a process group (gunicorn and its workers)."""
+    if not group:
+        return 0.0
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # Fields after the command name, which is in parentheses and may hold spaces.
+        fields = stat.rpartition(")")[2].split()
+        if int(fields[2]) == group:
+            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -445,6 +494,11 @@ def markdown(report: dict[str, Any], skipped: dict[str, str]) -> str:
             f"{s['latency_s']} s = {g['send_goal_rps']:.0f} req/s "
             f"({'met' if g['send_met'] else 'missed'})"
         )
+    if "flow" in report:
+        lines.append(
+            f"- flow: one sample is one whole conversation (3 calls to the server, 2 of them "
+            f"running an API call back into it), {report['flow']['clients']} at a time"
+        )
     for name, reason in skipped.items():
         lines.append(f"- {name}: not measured ({reason})")
     lines.append("")
@@ -472,12 +526,13 @@ def run(config: Config) -> dict[str, Any]:
             manage(env, "createcachetable")
 
         send_missing = send_available()
-        if "send" in config.scenarios and send_missing:
-            stack.skipped["send"] = send_missing
-        elif "send" in config.scenarios:
-            twilio_port = free_port()
-            token = secrets.token_hex(16)
-            log = cleanup.enter_context(
+        needs_twilio = [name for name in ("send", "flow") if name in config.scenarios]
+        if needs_twilio and send_missing:
+            stack.skipped.update(dict.fromkeys(needs_twilio, send_missing))
+        elif needs_twilio:
+            stack.twilio_port = twilio_port = free_port()
+            stack.twilio_token = token = secrets.token_hex(16)
+            log, _ = cleanup.enter_context(
                 background(
                     "fake_twilio",
                     [
@@ -511,7 +566,7 @@ def run(config: Config) -> dict[str, Any]:
             f"Starting gunicorn (gthread, {config.workers} workers x {config.threads} threads)...",
             flush=True,
         )
-        server_log = cleanup.enter_context(
+        server_log, stack.server_group = cleanup.enter_context(
             background(
                 "gunicorn",
                 [
@@ -545,10 +600,13 @@ def run(config: Config) -> dict[str, Any]:
         for name in config.scenarios:
             if name in stack.skipped:
                 continue
-            if name == "flow":
-                stack.skipped["flow"] = flow_available(stack)
+            try:
+                job = scenario_job(stack, name)
+            except BenchError as exc:
+                if name != "flow":
+                    raise
+                stack.skipped[name] = str(exc).strip().splitlines()[-1]
                 continue
-            job = scenario_job(stack, name)
             if job is None:
                 continue
             print(f"Measuring {name} ({config.warmup:g} s warm-up + {config.seconds:g} s)...")

@@ -4,6 +4,7 @@
     manage.py bench_prepare write_floor --count N --out FILE
     manage.py bench_prepare check --count N --out FILE
     manage.py bench_prepare send --count N --out FILE
+    manage.py bench_prepare flow --count N --out FILE   the demo flow and N phone numbers
 
 Each target is `[method, path, body]`, used once by the load generator.
 """
@@ -31,6 +32,7 @@ BATCH = 2000
 # the per-phone limits of the phones that `send` uses.
 CHECK_AREA_CODE = "415"
 SEND_AREA_CODE = "650"
+FLOW_AREA_CODE = "212"
 
 Target = list[str]
 
@@ -39,7 +41,7 @@ class Command(BaseCommand):
     help = "Prepare one benchmark scenario and write its request targets as JSON."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("scenario", choices=["bot", "write_floor", "check", "send"])
+        parser.add_argument("scenario", choices=["bot", "write_floor", "check", "send", "flow"])
         parser.add_argument("--count", type=int, default=0)
         parser.add_argument("--out", required=True)
 
@@ -52,6 +54,8 @@ class Command(BaseCommand):
             payload = {"targets": prepare_check(count)}
         elif scenario == "send":
             payload = {"targets": prepare_send(count)}
+        elif scenario == "flow":
+            payload = prepare_flow(count)
         else:  # argparse's choices keep this unreachable
             raise CommandError(f"Unknown scenario {scenario!r}.")
         Path(out).write_text(json.dumps(payload))
@@ -131,6 +135,24 @@ def prepare_send(count: int) -> list[Target]:
     if count > settings.SMS_DAILY_CAP:
         raise CommandError(f"SMS_DAILY_CAP ({settings.SMS_DAILY_CAP}) is below {count} sends.")
     return [["POST", "/api/v1/verifications", json.dumps({"to": phone})] for phone in phones]
+
+
+def prepare_flow(count: int) -> dict[str, object]:
+    """The demo flow for the bench bot, its two API definitions, and `count` fresh numbers.
+
+    The definitions call this same server with a key of the bench bot, as the
+    demo does with the demo bot's key.
+    """
+    try:
+        from chatflows.demo import VERIFIED_TEXT, create_demo_flow
+        from integrations.demo import install_demo_api_definitions
+    except ImportError as exc:
+        raise CommandError(f"no demo flow to run ({exc})") from exc
+    install_demo_api_definitions(create_bench_key())
+    flow, _ = create_demo_flow(Bot.objects.get(name=BENCH_BOT))
+    skip = PhoneState.objects.filter(phone__startswith=f"+1{FLOW_AREA_CODE}").count()
+    phones = _valid_phones(FLOW_AREA_CODE, count, skip=skip)
+    return {"flow_id": flow.pk, "phones": phones, "expect": VERIFIED_TEXT}
 
 
 def _valid_phones(area_code: str, count: int, *, skip: int) -> list[str]:
