@@ -35,7 +35,7 @@ from .models import (
 )
 
 FORMAT_VERSION = 1
-ROW_KINDS: dict[str, type[ApiRow]] = {
+ROW_KINDS: dict[str, type[ApiQueryParam | ApiHeader | ApiBodyParam]] = {
     "query_params": ApiQueryParam,
     "headers": ApiHeader,
     "body_params": ApiBodyParam,

@@ -263,11 +263,12 @@ def import_curl(command: str, *, name: str = "") -> ApiDefinition:
     )
     definition.full_clean()
     definition.save()
-    for model, rows in [
+    row_kinds: list[tuple[type[ApiQueryParam | ApiHeader | ApiBodyParam], list[Row]]] = [
         (ApiQueryParam, parsed.query),
         (ApiHeader, parsed.headers),
         (ApiBodyParam, parsed.body),
-    ]:
+    ]
+    for model, rows in row_kinds:
         for position, (key, value, secret) in enumerate(rows):
             row = model(definition=definition, key=key, position=position, is_secret=secret)
             if secret:

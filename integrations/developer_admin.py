@@ -11,7 +11,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
@@ -161,7 +161,7 @@ class ApiDefinitionAdmin(admin.ModelAdmin):
         """Run the definition with sample attribute values and show what happened."""
         definition = self.get_object(request, unquote(object_id))
         if definition is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            raise Http404("No such API definition.")
         # Running a definition sends a real request: it takes change permission.
         if not self.has_change_permission(request, definition):
             raise PermissionDenied
@@ -183,6 +183,7 @@ class ApiDefinitionAdmin(admin.ModelAdmin):
                 if text != ""
             }
             outcome = call_api(definition, values, origin=ApiCallLog.Origin.ADMIN_TEST)
+            assert outcome.log_id is not None  # call_api always logs
             log = ApiCallLog.objects.get(pk=outcome.log_id)
             saved = redact_data(outcome.saved)
             request.session[SAMPLE_SESSION_KEY] = {
@@ -232,6 +233,24 @@ class ApiDefinitionAdmin(admin.ModelAdmin):
         )
 
 
+LOG_FIELDS = (
+    "created_at",
+    "definition",
+    "definition_name",
+    "origin",
+    "conversation_id",
+    "method",
+    "url",
+    "status",
+    "duration_ms",
+    "outcome",
+    "error_code",
+    "error_message",
+    "request_excerpt",
+    "response_excerpt",
+)
+
+
 @admin.register(ApiCallLog)
 class ApiCallLogAdmin(admin.ModelAdmin):
     """Read-only for everyone: a log is evidence, not data to edit."""
@@ -249,23 +268,8 @@ class ApiCallLogAdmin(admin.ModelAdmin):
     list_filter = ["outcome", "origin"]
     search_fields = ["definition_name", "conversation_id", "url"]
     date_hierarchy = "created_at"
-    fields = [
-        "created_at",
-        "definition",
-        "definition_name",
-        "origin",
-        "conversation_id",
-        "method",
-        "url",
-        "status",
-        "duration_ms",
-        "outcome",
-        "error_code",
-        "error_message",
-        "request_excerpt",
-        "response_excerpt",
-    ]
-    readonly_fields = fields
+    fields = LOG_FIELDS
+    readonly_fields = LOG_FIELDS
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

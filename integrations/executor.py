@@ -18,7 +18,7 @@ import ipaddress
 import json
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
@@ -130,7 +130,7 @@ def _percent_encode(value: str) -> str:
     return quote(value, safe="", errors="replace")
 
 
-def _rows(rows: Sequence[ApiRow]) -> list[ApiRow]:
+def _rows(rows: Iterable[ApiRow]) -> list[ApiRow]:
     # A row with nothing configured is not sent: optional secrets stay blank.
     return [row for row in rows if row.key and row.configured_value]
 

@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 from django.apps import apps
+from django.db import models
 
 from .crypto import DecryptionError, EncryptedTextField
 
@@ -13,7 +14,7 @@ class RotationReport:
     failed: list[str] = field(default_factory=list)  # "app.Model.field #pk"
 
 
-def encrypted_fields() -> list[tuple[type, EncryptedTextField]]:
+def encrypted_fields() -> list[tuple[type[models.Model], EncryptedTextField]]:
     """(model, field) for every EncryptedTextField of every installed model."""
     return [
         (model, model_field)
