@@ -26,6 +26,7 @@ run: install .env
 	$(PY) manage.py createcachetable
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py setup_demo
+	$(PY) manage.py setup_demo_flow
 	$(MAKE) --no-print-directory serve
 
 # gthread workers: the demo flow's API steps call this same server over HTTP,

@@ -13,8 +13,10 @@ from typing import Any
 
 from django.db import transaction
 
+from integrations.configuration import Change, ConfigError
 from integrations.models import ApiDefinition, Bot, CustomAttribute
 
+from . import engine
 from .models import Flow, Step
 
 
@@ -73,6 +75,8 @@ def _create_steps(flow: Flow, specs: list[dict[str, Any]], first_step: str | Non
             setattr(step, field, steps.get(target) if target is not None else None)
         step.save(update_fields=["next_step", "branch_step"])
     if first_step is not None:
+        if first_step not in steps:
+            raise FlowDataError(f"Flow {flow.name!r}: no step labelled {first_step!r}.")
         flow.first_step = steps[first_step]
         flow.save(update_fields=["first_step"])
 
@@ -112,23 +116,83 @@ def export_flows() -> list[dict[str, Any]]:
     return [export_flow(flow) for flow in Flow.objects.select_related("bot")]
 
 
-@transaction.atomic
-def import_flows(data: list[dict[str, Any]]) -> int:
-    """Create or replace flows (matched by bot name and slug), for `import_config`.
+STEP_DEFAULTS: dict[str, Any] = {
+    "text": "",
+    "expects": "",
+    "attribute": None,
+    "choices": [],
+    "api": None,
+    "seconds": 0,
+    "operator": "",
+    "value": "",
+    "next": None,
+    "branch": None,
+}
 
-    A flow that exists gets the imported steps instead of its own; its running
-    conversations end with a flow error at their next message.
+
+def import_flows(data: list[Any]) -> list[Change]:
+    """Create, replace or keep flows (matched by bot name and slug), for `import_config`.
+
+    A flow whose steps are exactly as in the file is left alone, so importing
+    the same file again does not disturb running conversations. A changed flow
+    gets the imported steps instead of its own; its running conversations end
+    with a flow error at their next message. Raises ConfigError, and the caller
+    rolls everything back.
     """
-    for item in data:
-        bot, _ = Bot.objects.get_or_create(name=item["bot"])
-        flow, created = Flow.objects.get_or_create(
-            bot=bot,
-            slug=item["slug"],
-            defaults={"name": item["name"], "active": item.get("active", True)},
-        )
-        if not created:
-            flow.name, flow.active, flow.first_step = item["name"], item.get("active", True), None
-            flow.save()
-            flow.steps.all().delete()
-        _create_steps(flow, item.get("steps", []), item.get("first_step"))
-    return len(data)
+    return [_import_flow(item) for item in data]
+
+
+def _import_flow(item: Any) -> Change:
+    wanted = _normalized(item)
+    name = f"{wanted['bot']}/{wanted['slug']}"
+    bot, _ = Bot.objects.get_or_create(name=wanted["bot"])
+    flow = Flow.objects.filter(bot=bot, slug=wanted["slug"]).first()
+    if flow is not None and _normalized(export_flow(flow)) == wanted:
+        return Change("flow", name, "unchanged")
+    action = "created" if flow is None else "changed"
+    if flow is None:
+        flow = Flow.objects.create(bot=bot, slug=wanted["slug"], name=wanted["name"])
+    else:
+        flow.first_step = None
+        flow.steps.all().delete()
+    flow.name, flow.active = wanted["name"], wanted["active"]
+    flow.save()
+    try:
+        _create_steps(flow, wanted["steps"], wanted["first_step"])
+    except (FlowDataError, ValueError, TypeError) as exc:
+        raise ConfigError(f"Flow {name}: {exc}") from exc
+    errors = engine.validate_flow(flow.definition()).errors
+    if errors:
+        raise ConfigError(f"Flow {name}: " + " ".join(errors))
+    return Change("flow", name, action)
+
+
+def _normalized(item: Any) -> dict[str, Any]:
+    """The item in export form with defaults filled in, or ConfigError."""
+    if not isinstance(item, dict):
+        raise ConfigError("Each flow must be a JSON object.")
+    for key in ("bot", "name", "slug"):
+        if not isinstance(item.get(key), str) or not item[key].strip():
+            raise ConfigError(f"A flow needs a {key!r} (text).")
+    steps = item.get("steps", [])
+    if not isinstance(steps, list) or not all(isinstance(step, dict) for step in steps):
+        raise ConfigError(f'Flow {item["slug"]!r}: "steps" must be a list of objects.')
+    normalized_steps = []
+    for number, step in enumerate(steps, start=1):
+        if step.get("kind") not in engine.KINDS:
+            raise ConfigError(f"Flow {item['slug']!r}: unknown step kind {step.get('kind')!r}.")
+        full = {**STEP_DEFAULTS, "label": f"step-{number}", "position": number * 10, **step}
+        if isinstance(full["choices"], str):
+            full["choices"] = [line.strip() for line in full["choices"].splitlines() if line]
+        normalized_steps.append(full)
+    labels = [step["label"] for step in normalized_steps]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"Flow {item['slug']!r}: step labels must be unique.")
+    return {
+        "bot": item["bot"],
+        "name": item["name"],
+        "slug": item["slug"],
+        "active": bool(item.get("active", True)),
+        "first_step": item.get("first_step"),
+        "steps": normalized_steps,
+    }
