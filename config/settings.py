@@ -242,5 +242,7 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # The twilio client logs request bodies at INFO, and a body holds the code.
         "twilio": {"level": "WARNING"},
+        # urllib3 logs each request line at DEBUG, query string (and its secrets) included.
+        "urllib3": {"level": "WARNING"},
     },
 }

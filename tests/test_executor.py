@@ -1,6 +1,7 @@
 """The executor against real HTTP servers on loopback."""
 
 import json
+import logging
 
 import pytest
 
@@ -207,3 +208,16 @@ def test_it_keeps_json_types_of_whole_placeholders(server):
     api = definition(server.url("/echo"), body={"flag": "{{flag}}", "missing": "{{nothing}}"})
     run(api, flag=True)
     assert json.loads(server.requests[-1].body) == {"flag": True, "missing": None}
+
+
+def test_secrets_stay_out_of_the_application_log(server, caplog):
+    caplog.set_level(logging.DEBUG)
+    api = definition(
+        server.url("/echo"),
+        secret_query={"key": "QuerySecretValue777"},
+        secret_headers={"Authorization": "HeaderSecretValue888"},
+    )
+    run(api)
+    assert server.requests[-1].query == {"key": ["QuerySecretValue777"]}
+    assert "QuerySecretValue" not in caplog.text
+    assert "HeaderSecretValue" not in caplog.text
