@@ -144,6 +144,7 @@ class FakeTwilio:
         self.verbose = verbose
         self._address = (host, port)
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._messages: list[FakeMessage] = []
         self._requests: list[FakeRequest] = []
         self._failures: dict[str | None, Failure] = {}
@@ -297,9 +298,15 @@ class FakeTwilio:
             self._requests.clear()
             self._failures.clear()
 
+    def wait_for_requests(self, count: int, *, timeout: float = 10.0) -> bool:
+        """Block until `count` message requests have arrived; False on timeout."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: len(self._requests) >= count, timeout)
+
     def _record_request(self, request: FakeRequest) -> None:
-        with self._lock:
+        with self._arrived:
             self._requests.append(request)
+            self._arrived.notify_all()
 
     def _record_message(self, message: FakeMessage) -> None:
         with self._lock:

@@ -1,7 +1,9 @@
 """The Twilio backend through the HTTP API: the real twilio client, real HTTP, a fake Twilio."""
 
+import contextlib
 import logging
 import socket
+import threading
 
 import pytest
 import requests
@@ -372,3 +374,21 @@ def test_the_fakes_delivery_report_is_signed_as_twilio_signs(api, fake_twilio):
     assert report.url == "http://testserver/integrations/twilio/status-callback"
     validator = RequestValidator(DEFAULT_AUTH_TOKEN)
     assert validator.validate(report.url, report.form, report.signature)
+
+
+def test_a_hanging_request_does_not_hold_up_the_others(fake_twilio):
+    url = f"{fake_twilio.url}/2010-04-01/Accounts/{DEFAULT_ACCOUNT_SID}/Messages.json"
+    auth = (DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN)
+    fake_twilio.hang(to=PHONE)
+    form = {"From": DEFAULT_FROM_NUMBER, "Body": "Your verification code is 123456."}
+
+    def send_to_the_hanging_number() -> None:
+        with contextlib.suppress(requests.RequestException):
+            requests.post(url, data={**form, "To": PHONE}, auth=auth, timeout=30)
+
+    hanging = threading.Thread(target=send_to_the_hanging_number, daemon=True)
+    hanging.start()
+    assert fake_twilio.wait_for_requests(1)
+    answered = requests.post(url, data={**form, "To": "+14155550123"}, auth=auth, timeout=30)
+    assert answered.status_code == 201
+    assert hanging.is_alive()
