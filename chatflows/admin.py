@@ -56,12 +56,15 @@ class StepInline(admin.StackedInline):
     fields = [
         ("position", "kind"),
         "text",
-        ("ask_kind", "attribute"),
+        "ask_kind",
+        "attribute",
         "choices",
         "api",
         "delay_seconds",
-        ("operator", "value"),
-        ("next_step", "branch_step"),
+        "operator",
+        "value",
+        "next_step",
+        "branch_step",
     ]
 
     class Media:

@@ -13,7 +13,7 @@ import time_machine
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from chatflows import demo
+from chatflows import demo, engine
 from chatflows.models import Flow
 from integrations.management.commands.setup_demo import DEMO_BOT
 from integrations.models import ApiCallLog, Bot, BotAPIKey
@@ -168,3 +168,18 @@ def test_an_invalid_phone_is_asked_again_without_calling_the_api(chat, outbox):
     assert body["expects"] == "phone"
     assert "country code" in conversation.texts[0]
     assert not ApiCallLog.objects.exists()
+
+
+def test_the_demo_flow_passes_the_admins_validation_without_warnings(chat):
+    flow = Flow.objects.get(slug=demo.DEMO_FLOW_SLUG)
+    report = engine.validate_flow(flow.definition())
+    assert report.errors == []
+    assert report.warnings == []
+
+
+def test_loading_the_demo_flow_again_keeps_the_flow_as_staff_edited_it(chat):
+    flow = Flow.objects.get(slug=demo.DEMO_FLOW_SLUG)
+    flow.steps.filter(kind="message").update(text="Edited")
+    call_command("setup_demo_flow", stdout=StringIO())
+    assert Flow.objects.filter(slug=demo.DEMO_FLOW_SLUG).count() == 1
+    assert not flow.steps.filter(kind="message").exclude(text="Edited").exists()
