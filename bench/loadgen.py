@@ -97,7 +97,9 @@ class Connection:
             if self.writer is None:
                 self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
             self.writer.write(raw)
-            status, body, close = await asyncio.wait_for(read_response(self.reader), self.timeout)
+            # asyncio.timeout, not wait_for: no extra task per request.
+            async with asyncio.timeout(self.timeout):
+                status, body, close = await read_response(self.reader)
         except BaseException:
             self.close()
             raise
@@ -111,35 +113,113 @@ class Connection:
         self.reader = self.writer = None
 
 
+class ReplayProtocol(asyncio.Protocol):
+    """One keep-alive connection that sends the next request from the loop's own callback.
+
+    No coroutine per request and no task per timeout: the cheapest way to
+    keep a connection busy with asyncio, so the load generator takes little
+    of the CPU the server needs. Responses must carry Content-Length (Django's
+    CommonMiddleware sets it).
+    """
+
+    def __init__(self, job: dict[str, Any], requests: Iterator[bytes], tally: Tally) -> None:
+        self.requests, self.tally = requests, tally
+        self.measure_at, self.end_at = job["measure_at"], job["end_at"]
+        self.expect_status, self.expect_body = job["expect_status"], job["expect_body"].encode()
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.started = self.started_wall = 0.0
+        self.in_flight = False
+        self.finished = False  # no more requests to send: the client is done
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.send_next()
+
+    def send_next(self) -> None:
+        request = next(self.requests, None) if time.time() < self.end_at else None
+        if request is None:
+            self.tally.exhausted |= time.time() < self.end_at
+            self.finished = True
+            self.transport.close()
+            return
+        self.started_wall, self.started = time.time(), time.perf_counter()
+        self.in_flight = True
+        self.transport.write(request)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        status_line, *header_lines = self.buffer[:end].decode("latin-1").split("\r\n")
+        length, close = -1, False
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            name = name.lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "connection" and "close" in value.lower():
+                close = True
+        if length < 0:
+            self.fail("a response without Content-Length")
+            return
+        if len(self.buffer) < end + 4 + length:
+            return
+        body = bytes(self.buffer[end + 4 : end + 4 + length])
+        del self.buffer[: end + 4 + length]
+        self.in_flight = False
+        self.record(int(status_line.split(" ", 2)[1]), body)
+        if close:
+            self.transport.close()
+        else:
+            self.send_next()
+
+    def record(self, status: int, body: bytes) -> None:
+        elapsed_ms = (time.perf_counter() - self.started) * 1000
+        ended_wall = time.time()
+        if self.started_wall < self.measure_at or ended_wall > self.end_at:
+            return  # warm-up, or finished after the measurement window
+        self.tally.last_end = max(self.tally.last_end, ended_wall)
+        if status != self.expect_status or self.expect_body not in body:
+            self.tally.error(f"{status} {body[:200]!r}")
+        else:
+            self.tally.latencies_ms.append(elapsed_ms)
+
+    def fail(self, text: str) -> None:
+        if self.in_flight and self.started_wall >= self.measure_at:
+            self.tally.error(text)
+        self.in_flight = False
+        self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.in_flight:
+            self.fail(f"connection lost: {exc}")
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
 async def client(job: dict[str, Any], requests: Iterator[bytes], tally: Tally) -> None:
-    """Send one request after the other until the window closes or the targets run out."""
-    connection = Connection(job["host"], job["port"], job["timeout"])
-    measure_at, end_at = job["measure_at"], job["end_at"]
-    expect_status, expect_body = job["expect_status"], job["expect_body"].encode()
-    try:
-        while time.time() < end_at:
-            request = next(requests, None)
-            if request is None:
-                tally.exhausted = True
-                return
-            started_wall, started = time.time(), time.perf_counter()
-            try:
-                status, body = await connection.request(request)
-            except NETWORK_ERRORS as exc:
-                if started_wall >= measure_at:
-                    tally.error(f"{type(exc).__name__}: {exc}")
-                continue
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            ended_wall = time.time()
-            if started_wall < measure_at or ended_wall > end_at:
-                continue  # warm-up, or finished after the measurement window
-            tally.last_end = max(tally.last_end, ended_wall)
-            if status != expect_status or expect_body not in body:
-                tally.error(f"{status} {body[:200]!r}")
-                continue
-            tally.latencies_ms.append(elapsed_ms)
-    finally:
-        connection.close()
+    """Keep one connection busy until the window closes or the targets run out."""
+    loop = asyncio.get_running_loop()
+    while time.time() < job["end_at"]:
+        try:
+            _, protocol = await loop.create_connection(
+                lambda: ReplayProtocol(job, requests, tally), job["host"], job["port"]
+            )
+        except OSError as exc:
+            if time.time() >= job["measure_at"]:
+                tally.error(f"connect: {exc}")
+            await asyncio.sleep(0.1)
+            continue
+        while not protocol.closed.done():
+            # A watchdog instead of a timer per request: a hung request is cut off.
+            await asyncio.wait([protocol.closed], timeout=1)
+            if protocol.in_flight and time.perf_counter() - protocol.started > job["timeout"]:
+                protocol.fail("timed out")
+        if protocol.finished:
+            return
 
 
 async def flow_client(job: dict[str, Any], phones: Iterator[str], tally: Tally) -> None:
