@@ -8,6 +8,6 @@ class IntegrationsConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
-        from .checks import check_twilio_credentials
+        from .checks import check_twilio_settings
 
-        checks.register(check_twilio_credentials)
+        checks.register(check_twilio_settings)

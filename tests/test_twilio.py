@@ -392,3 +392,10 @@ def test_a_hanging_request_does_not_hold_up_the_others(fake_twilio):
     answered = requests.post(url, data={**form, "To": "+14155550123"}, auth=auth, timeout=30)
     assert answered.status_code == 201
     assert hanging.is_alive()
+
+
+def test_the_system_check_warns_when_twilio_is_reached_over_plain_http(fake_twilio, settings):
+    settings.TWILIO_API_BASE_URL = "http://twilio-proxy.example.com"
+    twilio_checks = {"integrations.W001", "integrations.W002"}
+    found = [m.id for m in checks.run_checks() if m.id in twilio_checks]
+    assert found == ["integrations.W002"]
