@@ -21,7 +21,7 @@ from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
 from . import calllog_admin, dashboard  # noqa: F401 - calllog_admin registers its admin
-from .exports import CHUNK_SIZE
+from .exports import iterate_rows
 from .log_admin import (
     CountryListFilter,
     DeliveryStatusListFilter,
@@ -237,20 +237,22 @@ class VerificationAdmin(LogAdmin):
 
     def csv_rows(self, request: HttpRequest, queryset: QuerySet) -> Iterator[list[Any]]:
         full = can_see_full_phone(request)
-        rows = queryset.values_list(
-            "id",
-            "created_at",
-            "phone",
-            "country",
-            "bot__name",
-            "channel",
-            "status",
-            "attempts",
-            "send_count",
-            "delivery_status",
-            "error_code",
-            "message_sid",
-        ).iterator(chunk_size=CHUNK_SIZE)
+        rows = iterate_rows(
+            queryset.values_list(
+                "id",
+                "created_at",
+                "phone",
+                "country",
+                "bot__name",
+                "channel",
+                "status",
+                "attempts",
+                "send_count",
+                "delivery_status",
+                "error_code",
+                "message_sid",
+            )
+        )
         for row in rows:
             values = list(row)
             if not full:

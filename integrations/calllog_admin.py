@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from .developer_admin import ApiCallLogAdmin
-from .exports import CHUNK_SIZE
+from .exports import iterate_rows
 from .log_admin import LogAdmin
 from .models import ApiCallLog
 
@@ -64,4 +64,4 @@ class ApiCallLogReviewAdmin(LogAdmin, ApiCallLogAdmin):
 
     def csv_rows(self, request: HttpRequest, queryset: QuerySet) -> Iterator[Any]:
         # URLs and messages were stored with secrets masked and codes redacted.
-        return queryset.values_list(*self.csv_fields).iterator(chunk_size=CHUNK_SIZE)
+        return iterate_rows(queryset.values_list(*self.csv_fields))

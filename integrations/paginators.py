@@ -2,6 +2,7 @@
 
 import json
 
+from django.core.exceptions import EmptyResultSet
 from django.core.paginator import Paginator
 from django.db import connections
 from django.utils.functional import cached_property
@@ -36,5 +37,13 @@ class EstimatedCountPaginator(Paginator):
         queryset = self.object_list
         if not hasattr(queryset, "query") or connections[queryset.db].vendor != "postgresql":
             return None
-        plan = json.loads(queryset.order_by().explain(format="json"))
+        try:
+            sql, params = queryset.order_by().query.sql_with_params()
+        except EmptyResultSet:  # e.g. queryset.none(): nothing to ask the planner
+            return 0
+        with connections[queryset.db].cursor() as cursor:
+            cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+            plan = cursor.fetchone()[0]
+        if isinstance(plan, str):
+            plan = json.loads(plan)
         return int(plan[0]["Plan"]["Plan Rows"])
