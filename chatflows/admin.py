@@ -1,5 +1,5 @@
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -17,12 +17,12 @@ from .models import Conversation, Flow, Step, TranscriptEntry
 class StepInlineFormSet(BaseInlineFormSet):
     """Checks the flow as a whole with the engine's validator before anything is saved."""
 
-    def add_fields(self, form: forms.BaseForm, index: int | None) -> None:
+    def add_fields(self, form: forms.ModelForm, index: int | None) -> None:
         super().add_fields(form, index)
         # Targets are steps of this same flow only.
         steps = Step.objects.filter(flow=self.instance) if self.instance.pk else Step.objects.none()
         for name in ("next_step", "branch_step"):
-            form.fields[name].queryset = steps
+            cast(forms.ModelChoiceField, form.fields[name]).queryset = steps
 
     def clean(self) -> None:
         super().clean()
@@ -88,7 +88,7 @@ class FlowForm(forms.ModelForm):
             flow_steps = (
                 Step.objects.filter(flow=self.instance) if self.instance.pk else Step.objects.none()
             )
-            self.fields["first_step"].queryset = flow_steps
+            cast(forms.ModelChoiceField, self.fields["first_step"]).queryset = flow_steps
 
 
 @admin.register(Flow)
@@ -138,7 +138,7 @@ class TranscriptInline(admin.TabularInline):
     model = TranscriptEntry
     extra = 0
     fields = ["created_at", "sender", "payload"]
-    readonly_fields = fields
+    readonly_fields = ["created_at", "sender", "payload"]
     can_delete = False
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
@@ -151,7 +151,7 @@ class ConversationAdmin(admin.ModelAdmin):
     list_filter = ["status", "bot", "flow"]
     search_fields = ["user_ref", "=id"]
     date_hierarchy = "created_at"
-    fields = [
+    readonly_fields = (
         "id",
         "flow",
         "bot",
@@ -162,8 +162,8 @@ class ConversationAdmin(admin.ModelAdmin):
         "attributes",
         "created_at",
         "updated_at",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
     inlines = [TranscriptInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -83,7 +83,9 @@ def _create_steps(flow: Flow, specs: list[dict[str, Any]], first_step: str | Non
 
 def export_flow(flow: Flow) -> dict[str, Any]:
     steps = list(flow.steps.select_related("attribute", "api").order_by("position", "id"))
-    labels = {step.pk: f"step-{number}" for number, step in enumerate(steps, start=1)}
+    labels: dict[int | None, str] = {
+        step.pk: f"step-{number}" for number, step in enumerate(steps, start=1)
+    }
     return {
         "bot": flow.bot.name,
         "name": flow.name,
@@ -97,9 +99,9 @@ def export_flow(flow: Flow) -> dict[str, Any]:
                 "kind": step.kind,
                 "text": step.text,
                 "expects": step.ask_kind,
-                "attribute": step.attribute.name if step.attribute_id else None,
+                "attribute": step.attribute.name if step.attribute is not None else None,
                 "choices": list(step.as_step_def().choices),
-                "api": step.api.name if step.api_id else None,
+                "api": step.api.name if step.api is not None else None,
                 "seconds": step.delay_seconds,
                 "operator": step.operator,
                 "value": step.value,

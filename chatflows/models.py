@@ -71,7 +71,7 @@ class Flow(models.Model):
             bot=self.bot, name=f"{self.name} (copy)"[:100], slug=slug, active=False
         )
         originals = list(self.steps.order_by("position", "id"))
-        copies = {}
+        copies: dict[int | None, Step] = {}
         for step in originals:
             copies[step.pk] = Step.objects.create(
                 flow=copy,
@@ -189,9 +189,9 @@ class Step(models.Model):
     def summary(self) -> str:
         if self.kind in (self.Kind.MESSAGE, self.Kind.ASK):
             return self.text[:40]
-        if self.kind == self.Kind.API_CALL and self.api_id:
+        if self.kind == self.Kind.API_CALL and self.api is not None:
             return self.api.name
-        if self.kind == self.Kind.CONDITION and self.attribute_id:
+        if self.kind == self.Kind.CONDITION and self.attribute is not None:
             return f"{self.attribute.name} {self.get_operator_display()} {self.value}".strip()
         if self.kind == self.Kind.DELAY:
             return f"{self.delay_seconds} s"
@@ -203,7 +203,7 @@ class Step(models.Model):
             kind=self.kind,
             text=self.text,
             ask_kind=self.ask_kind,
-            attribute=self.attribute.name if self.attribute_id else "",
+            attribute=self.attribute.name if self.attribute is not None else "",
             choices=tuple(line.strip() for line in self.choices.splitlines() if line.strip()),
             api=self.api_id,
             seconds=self.delay_seconds,

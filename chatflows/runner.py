@@ -130,7 +130,7 @@ def _release(conversation: Conversation) -> None:
 
 def _api_caller(conversation: Conversation) -> engine.CallApi:
     def call(step: engine.StepDef, attributes: Mapping[str, Any]) -> engine.ApiOutcome:
-        definition = ApiDefinition.objects.filter(pk=step.api).first()
+        definition = ApiDefinition.objects.filter(pk=step.api).first() if step.api else None
         if definition is None:
             logger.warning("Conversation %s: API definition %s is gone", conversation.pk, step.api)
             return _Unavailable()

@@ -5,7 +5,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from integrations.serializers import StrictSerializer
+from integrations.serializers import StrictSerializer, TextField
 
 from .models import Conversation, Flow, Step
 
@@ -17,7 +17,7 @@ MAX_MESSAGE_TEXT = 4096
 
 
 class StartConversationSerializer(StrictSerializer):
-    user_ref = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+    user_ref = TextField(max_length=200, required=False, default="", allow_blank=True)
     attributes = serializers.DictField(required=False, default=dict)
 
     def validate_attributes(self, value: dict[str, Any]) -> dict[str, Any]:
@@ -67,13 +67,13 @@ class StepSerializer(serializers.Serializer):
     branch_step = serializers.IntegerField(source="branch_step_id", allow_null=True)
 
     def get_attribute(self, step: Step) -> str | None:
-        return step.attribute.name if step.attribute_id else None
+        return step.attribute.name if step.attribute is not None else None
 
     def get_choices(self, step: Step) -> list[str]:
         return list(step.as_step_def().choices)
 
     def get_api(self, step: Step) -> dict[str, Any] | None:
-        return {"id": step.api_id, "name": step.api.name} if step.api_id else None
+        return {"id": step.api.pk, "name": step.api.name} if step.api is not None else None
 
 
 class FlowDefinitionSerializer(FlowSerializer):
@@ -82,7 +82,7 @@ class FlowDefinitionSerializer(FlowSerializer):
 
     def get_steps(self, flow: Flow) -> list[dict[str, Any]]:
         steps = flow.steps.select_related("attribute", "api").order_by("position", "id")
-        return StepSerializer(steps, many=True).data
+        return list(StepSerializer(steps, many=True).data)
 
 
 class ConversationSerializer(serializers.Serializer):
