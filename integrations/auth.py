@@ -4,6 +4,7 @@ import re
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
@@ -39,6 +40,21 @@ class BotAPIKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return "Api-Key"
+
+
+class BotAPIKeyScheme(OpenApiAuthenticationExtension):
+    """Describes the API key in the OpenAPI schema, so /api/docs/ can send it."""
+
+    target_class = BotAPIKeyAuthentication
+    name = "BotAPIKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Api-Key <key>` (or `Bearer <key>`), a key of the calling bot.",
+        }
 
 
 class IsBotOrStaff(permissions.BasePermission):

@@ -36,6 +36,7 @@ class TextField(serializers.CharField):
         return value
 
 
+@extend_schema_field({"type": "string", "pattern": "^[0-9]{6,10}$", "example": "123456"})
 class CodeField(serializers.CharField):
     """OTP_LENGTH ASCII digits; anything else is refused before any comparison."""
 

@@ -1,0 +1,34 @@
+"""Schemathesis fuzzes every operation of /api/schema/ in-process: no answer may be a 5xx.
+
+The schema is loaded from the WSGI application when this module is collected
+(the schema view needs no database), then each operation gets a bounded run.
+"""
+
+import pytest
+import schemathesis
+from django.core.wsgi import get_wsgi_application
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+
+from integrations.sms import LocmemBackend
+from tests.otp_helpers import US_PHONE, VERIFICATIONS
+
+schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
+
+
+@pytest.fixture
+def pending_id(api) -> str:
+    """A real verification of the bot, so operations on one reach past the 404."""
+    LocmemBackend.outbox.clear()
+    return api.post(VERIFICATIONS, {"to": US_PHONE}, format="json").json()["id"]
+
+
+@schema.parametrize()
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_operation_answers_a_5xx(case, api_key, pending_id):
+    if "verification_id" in (case.path_parameters or {}):
+        case.path_parameters["verification_id"] = pending_id
+
+    case.call_and_validate(
+        headers={"Authorization": f"Api-Key {api_key}"}, checks=[not_a_server_error]
+    )
