@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import connections
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http.response import HttpResponseBase
 from django.urls import URLPattern, path, reverse
 
 from .exports import stream_csv
@@ -36,7 +37,7 @@ def distinct_values(model: type[Model], column: str) -> list[str]:
     (a "loose index scan"): one short index probe per distinct value, where
     `SELECT DISTINCT` would read the whole table.
     """
-    connection = connections[model.objects.db]
+    connection = connections[model._default_manager.db]
     table = connection.ops.quote_name(model._meta.db_table)
     col = connection.ops.quote_name(column)
     sql = (
@@ -158,7 +159,7 @@ class LogAdmin(admin.ModelAdmin):
         }
         return super().changelist_view(request, extra_context=context)
 
-    def export_view(self, request: HttpRequest) -> HttpResponse:
+    def export_view(self, request: HttpRequest) -> HttpResponseBase:
         """The list as it is filtered, searched and sorted on screen, as CSV."""
         if not self.has_view_permission(request):
             raise PermissionDenied

@@ -5,6 +5,7 @@ import json
 from django.core.exceptions import EmptyResultSet
 from django.core.paginator import Paginator
 from django.db import connections
+from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 # Below this many rows an exact COUNT(*) is cheap enough and gives exact pages.
@@ -35,7 +36,7 @@ class EstimatedCountPaginator(Paginator):
     @cached_property
     def estimated_count(self) -> int | None:
         queryset = self.object_list
-        if not hasattr(queryset, "query") or connections[queryset.db].vendor != "postgresql":
+        if not isinstance(queryset, QuerySet) or connections[queryset.db].vendor != "postgresql":
             return None
         try:
             sql, params = queryset.order_by().query.sql_with_params()

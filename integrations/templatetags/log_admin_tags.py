@@ -36,7 +36,7 @@ def log_date_hierarchy(cl: Any) -> dict[str, Any]:
     year, month, day = (cl.params.get(name) for name in (year_field, month_field, day_field))
     if day:
         # A chosen day has no choices to list: Django's own tag runs no query.
-        return date_hierarchy(cl)
+        return date_hierarchy(cl) or {"show": False}
 
     def link(filters: dict[str, Any]) -> str:
         return cl.get_query_string(filters, [f"{field_name}__"])
