@@ -1,4 +1,4 @@
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from integrations.models import Bot, BotAPIKey
 
@@ -11,6 +11,11 @@ class Command(BaseCommand):
         parser.add_argument("--key-name", default="created by create_bot")
 
     def handle(self, *args: object, name: str, key_name: str, **options: object) -> None:
+        name = name.strip()
+        max_length = Bot._meta.get_field("name").max_length or 0
+        # Checked here: SQLite would store any length, PostgreSQL would crash.
+        if not name or len(name) > max_length:
+            raise CommandError(f"A bot's name has 1 to {max_length} characters.")
         bot, created = Bot.objects.get_or_create(name=name)
         _, key = BotAPIKey.objects.create_key(bot=bot, name=key_name)
         verb = "Created" if created else "Reusing"
