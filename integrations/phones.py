@@ -46,6 +46,13 @@ def normalize_phone(raw: str, *, region: str | None = None) -> tuple[str, str]:
             f"Codes are not sent to {REFUSED_TYPES[kind]} numbers; use a mobile number."
         )
     country = phonenumbers.region_code_for_number(number) or ""
+    if len(country) != 2:
+        # Non-geographic numbers (region "001": satellite phones, international
+        # networks such as +882/+883) belong to no country an allowlist could
+        # name, cost a fortune per SMS, and are a favourite of SMS pumping.
+        raise InvalidPhoneNumberError(
+            "Codes are not sent to satellite or international-network numbers."
+        )
     allowed = settings.OTP_ALLOWED_COUNTRIES
     if allowed and country not in allowed:
         raise CountryNotAllowedError()

@@ -7,6 +7,7 @@ import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import phonenumbers
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -591,6 +592,18 @@ def test_a_country_outside_the_allowlist_is_refused_before_the_provider(api, inb
 )
 def test_numbers_that_cost_money_or_reach_no_handset_are_refused(api, outbox, region, kind):
     refused = start(api, example_number(region, kind))
+
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "invalid_phone_number"
+    assert outbox == []
+
+
+@pytest.mark.parametrize("country_code", [870, 878, 881, 882, 883])
+def test_non_geographic_numbers_are_refused(api, outbox, country_code):
+    number = phonenumbers.example_number_for_non_geo_entity(country_code)
+    assert phonenumbers.is_valid_number(number)
+
+    refused = start(api, phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
     assert refused.status_code == 400
     assert refused.json()["code"] == "invalid_phone_number"
