@@ -48,6 +48,7 @@ MAX_TIMEOUT_SECONDS = 30
 MAX_RESPONSE_BYTES = 1024 * 1024
 EXCERPT_CHARS = 2000
 USER_AGENT = "chatbot-auth"
+NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
 
 # Error codes of CallOutcome.error_code.
 INVALID_REQUEST = "invalid_request"
@@ -255,6 +256,9 @@ def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) ->
     if isinstance(address, ipaddress.IPv6Address):
         # ::ffff:127.0.0.1 and friends reach the embedded IPv4 address.
         embedded = address.ipv4_mapped or address.sixtofour
+        if address in NAT64_PREFIX:
+            # A NAT64 gateway forwards to the IPv4 address in the last 32 bits.
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None:
             return is_public_address(embedded)
         if address.teredo is not None:
@@ -547,9 +551,9 @@ def call_api(
             error_code, message = HTTP_ERROR, f"The server answered HTTP {status}."
     except CallError as exc:
         error_code, message = exc.code, exc.message
-    saved = _saved_values(definition, status, body) if error_code != INVALID_JSON else {}
-    if error_code == INVALID_JSON and status is not None:
-        saved = _saved_values(definition, status, None)
+    # Mapped fields are saved whatever the status (a 4xx body says why), but
+    # only from a body that parsed as JSON.
+    saved = _saved_values(definition, status, body if error_code != INVALID_JSON else None)
     duration_ms = int((time.monotonic() - started) * 1000)
 
     log = ApiCallLog.objects.create(

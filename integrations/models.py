@@ -1,4 +1,5 @@
-"""Bots, their API keys, and phone verifications with their events.
+"""Bots, their API keys, phone verifications with their events, and the
+Developer Section (custom attributes, API definitions, the API-call log).
 
 Limits that must hold under concurrency (attempts, sends per phone, the daily
 cap) are counters on rows that are changed under a row lock or by a

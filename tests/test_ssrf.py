@@ -38,7 +38,13 @@ def fake_dns(monkeypatch):
             # Each lookup takes the next answer, as a rebinding DNS server would.
             addresses = answers[host].pop(0) if len(answers[host]) > 1 else answers[host][0]
             return [
-                (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))
+                (
+                    socket.AF_INET6 if ":" in address else socket.AF_INET,
+                    socket.SOCK_STREAM,
+                    6,
+                    "",
+                    (address, port),
+                )
                 for address in addresses
             ]
         return real_getaddrinfo(host, port, *args, **kwargs)
@@ -187,3 +193,14 @@ def _latin1(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["64:ff9b::7f00:1", "2002:7f00:1::", "fe80::1", "fc00::1", "224.0.0.1", "0.0.0.0"],
+)
+def test_it_refuses_addresses_that_lead_back_inside(address, fake_dns):
+    answers, _ = fake_dns
+    answers["inside.example"] = [[address]]
+    outcome = run(definition("http://inside.example/x", method="GET"))
+    assert outcome.error_code == "address_not_allowed"
