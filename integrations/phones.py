@@ -18,6 +18,7 @@ REFUSED_TYPES = {
 }
 
 MAX_INPUT_LENGTH = 32
+E164_MAX_LENGTH = 16  # "+" and at most 15 digits
 
 
 def normalize_phone(raw: str, *, region: str | None = None) -> tuple[str, str]:
@@ -56,7 +57,12 @@ def normalize_phone(raw: str, *, region: str | None = None) -> tuple[str, str]:
     allowed = settings.OTP_ALLOWED_COUNTRIES
     if allowed and country not in allowed:
         raise CountryNotAllowedError()
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), country
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if len(e164) > E164_MAX_LENGTH:
+        # phonenumbers accepts some German fixed lines of 17 digits; E.164
+        # (and every SMS provider) stops at 15, and so does our phone column.
+        raise InvalidPhoneNumberError()
+    return e164, country
 
 
 def mask_phone(e164: str) -> str:

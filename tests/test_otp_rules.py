@@ -610,6 +610,18 @@ def test_non_geographic_numbers_are_refused(api, outbox, country_code):
     assert outbox == []
 
 
+def test_a_number_longer_than_e164_allows_is_refused(api, outbox):
+    # A valid German fixed line to phonenumbers, but 17 digits: more than E.164's 15.
+    number = phonenumbers.parse("+49201234567890123")
+    assert phonenumbers.is_valid_number(number)
+
+    refused = start(api, "+49201234567890123")
+
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "invalid_phone_number"
+    assert outbox == []
+
+
 def test_a_phone_is_normalised_and_masked(api, outbox):
     sent = start(api, "+1 (415) 555-2671")
 
