@@ -67,6 +67,8 @@ IGNORED_FLAGS = {
     "-g",
     "--globoff",
 }
+# Short options that take a value (it may be attached: -XPOST).
+SHORT_WITH_VALUE = set("XHduAbeoxmwc")
 DATA_OPTIONS = {"-d", "--data", "--data-raw", "--data-binary", "--data-ascii"}
 SECRET_HINTS = ("token", "secret", "password", "passwd", "apikey", "api-key", "api_key", "auth")
 SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"}
@@ -89,13 +91,25 @@ def _looks_secret(key: str) -> bool:
 
 
 def _split_option(token: str) -> tuple[str, str | None]:
-    """`--data=x` → ("--data", "x"); `-XPOST` → ("-X", "POST")."""
+    """`--data=x` → ("--data", "x")."""
     if token.startswith("--") and "=" in token:
         name, value = token.split("=", 1)
         return name, value
-    if len(token) > 2 and token[0] == "-" and token[1] != "-" and token[1] in "XHdu":
-        return token[:2], token[2:]
     return token, None
+
+
+def _expand_short(token: str) -> list[str]:
+    """`-sSL` → `-s -S -L`; `-XPOST` → `-X POST`; `-sd x=1` → `-s -d x=1`, as curl reads them."""
+    if not token.startswith("-") or token.startswith("--") or len(token) <= 2:
+        return [token]
+    expanded = []
+    for index, letter in enumerate(token[1:], start=1):
+        expanded.append("-" + letter)
+        if letter in SHORT_WITH_VALUE:
+            if token[index + 1 :]:
+                expanded.append(token[index + 1 :])
+            break
+    return expanded
 
 
 def _tokens(command: str) -> list[str]:
@@ -106,7 +120,7 @@ def _tokens(command: str) -> list[str]:
         raise CurlError(f"The command could not be read ({exc}); check its quotes.") from exc
     if not tokens or tokens[0].rsplit("/", 1)[-1] not in ("curl", "curl.exe"):
         raise CurlError("This is not a cURL command: paste a command that starts with curl.")
-    return tokens[1:]
+    return [part for token in tokens[1:] for part in _expand_short(token)]
 
 
 def parse_curl(command: str) -> ParsedCurl:
@@ -178,7 +192,7 @@ def parse_curl(command: str) -> ParsedCurl:
         elif name.startswith("-") and name != "-":
             raise CurlError(f"The option {name} is not supported; remove it and try again.")
         else:
-            url = _set_url(url, name if attached is None else tokens[position - 1])
+            url = _set_url(url, tokens[position - 1])
     if not url:
         raise CurlError("The command has no URL.")
     return _build(
