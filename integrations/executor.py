@@ -38,7 +38,7 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from .crypto import mask_secret
+from .crypto import DecryptionError, mask_secret
 from .models import PLACEHOLDER_RE, ApiCallLog, ApiDefinition, ApiRow, validate_api_url
 from .redaction import redact_data, redact_text
 
@@ -60,6 +60,7 @@ HTTP_ERROR = "http_error"
 REDIRECT_NOT_FOLLOWED = "redirect_not_followed"
 RESPONSE_TOO_LARGE = "response_too_large"
 INVALID_JSON = "invalid_json"
+SECRET_UNREADABLE = "secret_unreadable"
 
 
 @dataclass(frozen=True)
@@ -551,6 +552,10 @@ def call_api(
             error_code, message = HTTP_ERROR, f"The server answered HTTP {status}."
     except CallError as exc:
         error_code, message = exc.code, exc.message
+    except DecryptionError:
+        # FIELD_ENCRYPTION_KEYS lost the key a secret was stored under.
+        error_code = SECRET_UNREADABLE
+        message = "A secret of this definition cannot be decrypted with the configured keys."
     # Mapped fields are saved whatever the status (a 4xx body says why), but
     # only from a body that parsed as JSON.
     saved = _saved_values(definition, status, body if error_code != INVALID_JSON else None)

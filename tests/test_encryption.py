@@ -6,7 +6,8 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from integrations.crypto import DecryptionError
-from integrations.models import ApiHeader
+from integrations.executor import call_api
+from integrations.models import ApiCallLog, ApiHeader
 
 from .developer_helpers import definition
 
@@ -60,3 +61,10 @@ def test_rotation_names_rows_no_key_can_read(settings, stored):
     settings.FIELD_ENCRYPTION_KEYS = [NEW_KEY]
     with pytest.raises(CommandError, match=f"integrations.ApiHeader.secret_value #{stored.pk}"):
         call_command("rotate_encryption_keys")
+
+
+def test_a_call_whose_secret_no_key_reads_is_a_logged_error(settings, stored):
+    settings.FIELD_ENCRYPTION_KEYS = [NEW_KEY]
+    outcome = call_api(stored.definition, {}, origin="admin_test")
+    assert outcome.error_code == "secret_unreadable"
+    assert ApiCallLog.objects.get().error_code == "secret_unreadable"
