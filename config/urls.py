@@ -12,3 +12,7 @@ urlpatterns = [
     path("", include("integrations.urls")),
     path("", include("chatflows.urls")),
 ]
+
+# Unknown URLs and crashes under /api/ and /integrations/ answer JSON with a code.
+handler404 = "integrations.errors.page_not_found"
+handler500 = "integrations.errors.server_error"

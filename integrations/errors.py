@@ -4,7 +4,8 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -25,6 +26,10 @@ DRF_CODES = {
     "method_not_allowed": "method_not_allowed",
     "not_acceptable": "not_acceptable",
 }
+
+
+# URLs bots call: errors there are JSON even when no view answers.
+API_PREFIXES = ("/api/", "/integrations/")
 
 
 def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
@@ -78,3 +83,18 @@ def _field_errors(detail: Any) -> Any:
     if isinstance(detail, list):
         return [_field_errors(item) for item in detail]
     return str(detail)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: JSON under the API's prefixes, Django's page elsewhere (the admin)."""
+    if request.path.startswith(API_PREFIXES):
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: a bot gets JSON with a code even from a bug; the error is logged as usual."""
+    if request.path.startswith(API_PREFIXES):
+        body = error_body("server_error", "Something went wrong on our side.")
+        return JsonResponse(body, status=500)
+    return defaults.server_error(request)

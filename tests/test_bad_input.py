@@ -3,10 +3,12 @@
 import json
 
 import pytest
+from cryptography.fernet import Fernet
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberType
+from rest_framework.test import APIClient
 
 from integrations.models import Verification
 from tests.otp_helpers import (
@@ -273,3 +275,44 @@ def test_no_json_body_gets_a_5xx(api, outbox, pending_local_id, path, body):
 def pending_local_id(api, outbox) -> str:
     """A pending verification sent through the locmem outbox."""
     return api.post(VERIFICATIONS, {"to": US_PHONE_2}, format="json").json()["id"]
+
+
+# --- Errors outside the views ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/v1/nothing-here"),
+        ("post", "/api/v1/verifications/a/b/c"),
+        ("post", "/integrations/custom-feature/send-otp"),
+    ],
+)
+def test_an_unknown_api_url_answers_json_with_a_code(api, method, path):
+    response = getattr(api, method)(path)
+
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json()["code"] == "not_found"
+
+
+def test_an_unknown_admin_url_keeps_the_html_page(admin_client):
+    response = admin_client.get("/admin/no-such-page/really/")
+
+    assert response.status_code == 404
+    assert "text/html" in response.headers["Content-Type"]
+
+
+def test_a_crash_under_the_api_answers_json_with_a_code(api_key, outbox, settings):
+    client = APIClient(raise_request_exception=False)
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
+    body = {"toNumber": US_PHONE, "accountSID": "AC" + "0" * 32, "authToken": "per-request-token"}
+    system_otp = client.post(GUIDE_SEND, body, format="json").json()["systemOtp"]
+    # The key that encrypted the stored token is dropped without a rotation:
+    # the row cannot be read any more, a misconfiguration that is a real 500.
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+
+    response = client.get(f"{VERIFICATIONS}/{system_otp}")
+
+    assert response.status_code == 500
+    assert response.json()["code"] == "server_error"
