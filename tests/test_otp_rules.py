@@ -564,6 +564,21 @@ def test_the_guide_verify_answers_the_terminal_status_of_a_closed_verification(
     }
 
 
+def test_a_check_on_a_verification_that_could_not_be_sent_answers_failed(api, fake_twilio):
+    fake_twilio.fail_with_status(503)
+    refused = start(api)
+    assert refused.status_code == 503
+    assert refused.json()["code"] == "provider_unavailable"
+    verification_id = str(Verification.objects.get().pk)
+
+    checked = check(api, verification_id, "123456")
+
+    assert checked.status_code == 200
+    assert checked.json()["verified"] is False
+    assert checked.json()["status"] == "failed"
+    assert checked.json()["attempts_left"] == 0
+
+
 # --- Which phones get a code ---------------------------------------------------------------
 
 
