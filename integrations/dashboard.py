@@ -161,6 +161,18 @@ def rows_for_days(first: date, last: date, *, now: datetime) -> list[dict[str, A
     return rows
 
 
+def window(now: datetime) -> tuple[date, date]:
+    """The first and last UTC day the dashboard shows."""
+    end = now.astimezone(UTC).date()
+    return end - timedelta(days=DAYS - 1), end
+
+
+def cache_settled_days(*, now: datetime | None = None) -> None:
+    """Compute and cache the window's settled days ahead of the first view (run daily)."""
+    now = now or timezone.now()
+    rows_for_days(*window(now), now=now)
+
+
 def forget_cached_days(*, now: datetime | None = None) -> None:
     """Drop the cached settled days (after rows were added to past days, e.g. by seeding)."""
     today = (now or timezone.now()).astimezone(UTC).date()
@@ -172,8 +184,7 @@ def forget_cached_days(*, now: datetime | None = None) -> None:
 def collect_figures(now: datetime | None = None) -> Figures:
     """The dashboard's figures for the last DAYS days (UTC), and the last 24 hours."""
     now = now or timezone.now()
-    end = now.astimezone(UTC).date()
-    start = end - timedelta(days=DAYS - 1)
+    start, end = window(now)
     since = datetime.combine(start, time.min, tzinfo=UTC)
 
     days = {
