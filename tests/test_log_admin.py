@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
@@ -396,3 +397,22 @@ def test_nobody_can_change_or_delete_an_api_call_row(request, who):
     assert client.post(f"{CALLS_URL}{call.pk}/delete/", {"post": "yes"}).status_code == 403
     call.refresh_from_db()
     assert call.outcome == "error"
+
+
+def test_a_reviewers_admin_home_lists_only_the_two_logs(reviewer):
+    response = reviewer.get("/admin/")
+    models = {
+        model["object_name"] for app in response.context["app_list"] for model in app["models"]
+    }
+    assert models == {"Verification", "ApiCallLog"}
+
+
+def test_the_log_reviewer_group_can_be_created_again_without_change(db):
+    call_command("create_log_reviewer_group", verbosity=0)
+    call_command("create_log_reviewer_group", verbosity=0)
+    group = Group.objects.get(name="log reviewer")
+    assert sorted(group.permissions.values_list("codename", flat=True)) == [
+        "view_apicalllog",
+        "view_verification",
+        "view_verificationevent",
+    ]
