@@ -23,7 +23,8 @@ makes the cache use Redis. Results go to `bench/results/latest.json` and
 Environment: BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_WORKERS (2),
 BENCH_THREADS (16), BENCH_CLIENTS (32), BENCH_LATENCY (0.15),
 BENCH_LOADGEN_PROCESSES (2), BENCH_SCENARIOS (all), BENCH_POOL_RATE (1500:
-targets prepared per second of `write_floor` and `check`), BENCH_FLOW_CLIENTS.
+targets prepared per second of `write_floor` and `check`), BENCH_FLOW_CLIENTS,
+BENCH_RESULTS_DIR (bench/results).
 """
 
 import contextlib
@@ -656,9 +657,10 @@ def main() -> int:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
     table = markdown(report, report["settings"]["not_measured"])
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "latest.md").write_text(table)
+    results = Path(os.environ.get("BENCH_RESULTS_DIR") or RESULTS)
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    (results / "latest.md").write_text(table)
     print()
     print(table)
     return 0
