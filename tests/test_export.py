@@ -140,3 +140,9 @@ def test_the_api_call_log_exports_its_filtered_rows(reviewer):
     assert [(row[header.index("status")], row[header.index("error_code")]) for row in rows] == [
         ("503", "upstream_error")
     ]
+
+
+def test_a_search_for_letters_in_an_export_leaves_no_warning_for_the_next_page(reviewer):
+    reviewer.get(EXPORT_URL, {"q": "letters"})
+    content = reviewer.get("/admin/integrations/verification/").content.decode()
+    assert "Search by phone number" not in content
