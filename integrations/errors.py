@@ -1,6 +1,7 @@
 """One exception handler for the whole API: every error is JSON with a `code`."""
 
 import logging
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
@@ -60,8 +61,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         code = DRF_CODES.get(codes if isinstance(codes, str) else "", "invalid_request")
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.default_detail)
         body, status = error_body(code, str(detail)), exc.status_code
-        if isinstance(exc, drf.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(int(exc.wait) + 1)
+        wait = getattr(exc, "wait", None) if isinstance(exc, drf.Throttled) else None
+        if wait is not None:
+            headers["Retry-After"] = str(math.ceil(wait))
         auth_header = getattr(exc, "auth_header", None)
         if auth_header:
             headers["WWW-Authenticate"] = auth_header

@@ -1,5 +1,6 @@
 """The one request parser of the API: JSON, refusing what would crash the decoder."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import parsers
@@ -19,7 +20,7 @@ class JSONParser(parsers.JSONParser):
         self,
         stream: Any,
         media_type: str | None = None,
-        parser_context: dict[str, Any] | None = None,
+        parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
         try:
             return super().parse(stream, media_type, parser_context)
