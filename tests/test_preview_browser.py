@@ -35,7 +35,11 @@ def find_chromium() -> str | None:
 
 
 @pytest.fixture
-def page(monkeypatch) -> Iterator:
+def page(preview_url, monkeypatch) -> Iterator:
+    # Depends on preview_url so the database work is done before the browser's
+    # event loop starts in this thread (Django would open a second connection in
+    # the loop's context and never close it), and so the browser closes before
+    # the live server stops.
     executable = find_chromium()
     if executable is None:
         pytest.skip("No Chromium found (install Debian's chromium package or set CHROMIUM_PATH)")
@@ -43,7 +47,7 @@ def page(monkeypatch) -> Iterator:
         "playwright.sync_api", reason="the playwright package is missing"
     )
     # Playwright's sync API runs an event loop in this thread, and Django
-    # refuses database work (fixture teardown included) beside a running loop.
+    # refuses any database work beside a running loop (the test body runs there).
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
