@@ -46,10 +46,17 @@ class _Unavailable:
 
 
 def start_conversation(
-    flow: Flow, *, user_ref: str = "", attributes: Mapping[str, Any] | None = None
+    flow: Flow,
+    *,
+    user_ref: str = "",
+    attributes: Mapping[str, Any] | None = None,
+    by_staff: bool = False,
 ) -> Conversation:
-    """Create a conversation of `flow` and run it until it needs input or ends."""
-    if not flow.active:
+    """Create a conversation of `flow` and run it until it needs input or ends.
+
+    Staff may run an inactive flow, to preview a flow before switching it on.
+    """
+    if not flow.active and not by_staff:
         raise FlowInactiveError()
     initial = dict(attributes or {})
     # Created already leased: the first run may call APIs and nothing may

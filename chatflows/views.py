@@ -64,7 +64,10 @@ class FlowConversationsView(APIView):
         flow = get_flow(request, flow_id)
         data = _validated(serializers.StartConversationSerializer, request)
         conversation = runner.start_conversation(
-            flow, user_ref=data["user_ref"], attributes=data["attributes"]
+            flow,
+            user_ref=data["user_ref"],
+            attributes=data["attributes"],
+            by_staff=bot_of(request) is None,
         )
         return Response(serializers.ConversationSerializer(conversation).data, status=201)
 

@@ -195,3 +195,34 @@ def test_the_preview_page_loads_its_own_script_and_sets_the_csrf_cookie(staff, f
     assert "chatflows/preview.js" in page
     assert "https://" not in page  # no CDN
     assert "csrftoken" in response.cookies
+
+
+def test_staff_may_preview_an_inactive_flow(staff, flow):
+    flow.active = False
+    flow.save()
+    response = staff.post(
+        f"/api/v1/flows/{flow.pk}/conversations", {}, content_type="application/json"
+    )
+    assert response.status_code == 201
+    assert response.json()["expects"] == "phone"
+
+
+def test_a_conversation_page_shows_the_transcript_with_the_code_redacted(staff, bot):
+    CustomAttribute.objects.create(name="otp_code")
+    steps = [{"kind": "ask", "expects": "code", "attribute": "otp_code", "text": "Code?"}]
+    flow = build_flow(bot, name="Code", slug="code", steps=steps)
+    started = staff.post(
+        f"/api/v1/flows/{flow.pk}/conversations", {}, content_type="application/json"
+    )
+    conversation_id = started.json()["id"]
+    staff.post(
+        f"/api/v1/conversations/{conversation_id}/messages",
+        {"text": "123456"},
+        content_type="application/json",
+    )
+    listing = staff.get("/admin/chatflows/conversation/")
+    page = staff.get(f"/admin/chatflows/conversation/{conversation_id}/change/")
+    assert listing.status_code == 200
+    assert page.status_code == 200
+    assert "Code?" in page.content.decode()
+    assert "123456" not in page.content.decode()
