@@ -3,13 +3,15 @@
 import threading
 import uuid
 
+import hypothesis
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
+from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from chatflows.definitions import build_flow
-from chatflows.models import Conversation
+from chatflows.models import Conversation, Flow
 from integrations.models import ApiCallLog, ApiDefinition, CustomAttribute
 
 PHONE = "+14155552671"
@@ -291,3 +293,26 @@ def test_two_messages_at_once_are_handled_one_after_the_other(bot, api_key, attr
     assert stored.status == "finished"
     user_lines = stored.transcript.filter(sender="user").count()
     assert user_lines == 2
+
+
+@hypothesis.settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],
+)
+@hypothesis.given(text=st.text(max_size=5000) | st.sampled_from(["", " ", "\x00", "1" * 4097]))
+def test_no_message_text_makes_the_server_fail(api, bot, attributes, text):
+    flow = Flow.objects.filter(slug="echo").first() or build_flow(
+        bot,
+        name="Echo",
+        slug="echo",
+        steps=[
+            {"label": "ask", "kind": "ask", "expects": "phone", "attribute": "phone"},
+            {"label": "again", "kind": "goto", "next": "ask"},
+        ],
+    )
+    conversation = start(api, flow)
+    response = say(api, conversation, text)
+    assert response.status_code in (200, 400), response.content
+    if response.status_code == 400:
+        assert response.json()["code"] == "invalid_request"
