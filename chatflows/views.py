@@ -20,7 +20,7 @@ from .models import Conversation, Flow
 def get_flow(request: Request, flow_id: str) -> Flow:
     """The caller's flow, or 404 (another bot's flow is not found either)."""
     queryset = Flow.objects.for_bot(bot_of(request)).select_related("bot")
-    if not flow_id.isdigit():
+    if not (flow_id.isascii() and flow_id.isdigit()):
         return get_object_or_404(queryset.none())
     return get_object_or_404(queryset, pk=int(flow_id))
 
