@@ -468,15 +468,15 @@ def goals(results: dict[str, Any], config: Config) -> dict[str, Any]:
 def markdown(report: dict[str, Any], skipped: dict[str, str]) -> str:
     s = report["settings"]
     lines = [
-        "| scenario | req/s | p50 ms | p99 ms | requests | errors |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| scenario | req/s | p50 ms | p99 ms | requests | errors | app CPU ms/req |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name in SCENARIOS:
         if name in report:
             r = report[name]
             lines.append(
                 f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
-                f"| {r['requests']} | {r['errors']} |"
+                f"| {r['requests']} | {r['errors']} | {r['server_cpu_ms_per_request'] or 0:.1f} |"
             )
     g = report["goals"]
     lines.append("")
@@ -500,6 +500,10 @@ def markdown(report: dict[str, Any], skipped: dict[str, str]) -> str:
             f"- flow: one sample is one whole conversation (3 calls to the server, 2 of them "
             f"running an API call back into it), {report['flow']['clients']} at a time"
         )
+    lines.append(
+        "- app CPU ms/req: CPU time of gunicorn's processes per measured request (the "
+        "database's own CPU not included); less sensitive than req/s to other load on the machine"
+    )
     for name, reason in skipped.items():
         lines.append(f"- {name}: not measured ({reason})")
     lines.append("")
