@@ -1,8 +1,10 @@
 """The Twilio status callback, driven as Twilio drives it: a signed form POST."""
 
+import threading
 from urllib.parse import urlencode
 
 import pytest
+from django.db import connection, connections
 from django.test import Client
 from twilio.request_validator import RequestValidator
 
@@ -202,3 +204,31 @@ def test_an_empty_signed_post_is_a_bad_request(db):
 def test_a_get_is_not_allowed(db):
     response = Client().get(CALLBACK)
     assert response.status_code == 405
+
+
+# --- Concurrency (PostgreSQL only: SQLite has no row locks) ------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_ten_copies_of_one_report_at_once_are_recorded_once(verification):
+    if connection.vendor != "postgresql":
+        pytest.skip("race tests need PostgreSQL's row locks: set DATABASE_URL to a server")
+    form = report(verification, "delivered")
+    barrier = threading.Barrier(10)
+    answers: list = [None] * 10
+
+    def worker(index: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            answers[index] = post(form).json()["status"]
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(answers) == ["duplicate"] * 9 + ["recorded"]
+    assert len(delivery_events(verification)) == 1
