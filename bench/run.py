@@ -411,9 +411,9 @@ def measure(stack: Stack, name: str, job: dict[str, Any]) -> dict[str, Any]:
         "error_samples": [s for out in outputs for s in out["error_samples"]][:5],
         "seconds": round(window, 2),
         "targets_ran_out": exhausted,
-        "server_cpu_ms_per_request": round(1000 * cpu_used / len(latencies), 2)
-        if latencies
-        else None,
+        "server_cpu_ms_per_request": (
+            round(1000 * cpu_used / len(latencies), 2) if latencies and cpu_used else None
+        ),
         "server_cpu": round(cpu_used / config.seconds, 2),
         "loadgen_cpu": round(sum(out["cpu_s"] for out in outputs) / (end_at - start_at), 2),
         "clients": clients,
@@ -422,7 +422,7 @@ def measure(stack: Stack, name: str, job: dict[str, Any]) -> dict[str, Any]:
 
 def group_cpu_seconds(group: int) -> float:
     """CPU time used so far by the live processes of a process group (gunicorn and its workers)."""
-    if not group:
+    if not group or not Path("/proc").is_dir():
         return 0.0
     total = 0
     for entry in Path("/proc").iterdir():
@@ -492,7 +492,7 @@ def markdown(report: dict[str, Any], skipped: dict[str, str]) -> str:
     if "send_vs_goal" in g:
         lines.append(
             f"- send: **{report['send']['rps']:.0f} req/s** vs goal 0.75 x {s['clients']} / "
-            f"{s['latency_s']} s = {g['send_goal_rps']:.0f} req/s "
+            f"{s['latency']} s = {g['send_goal_rps']:.0f} req/s "
             f"({'met' if g['send_met'] else 'missed'})"
         )
     if "flow" in report:
@@ -510,8 +510,8 @@ def markdown(report: dict[str, Any], skipped: dict[str, str]) -> str:
     lines.append(
         f"{s['cores']} cores, gunicorn gthread {s['workers']} workers x {s['threads']} threads, "
         f"{s['database']}, cache: {s['cache']}, {s['clients']} keep-alive clients in "
-        f"{s['loadgen_processes']} load processes, {s['duration_s']:g} s per scenario after "
-        f"{s['warmup_s']:g} s warm-up, provider latency {s['latency_s'] * 1000:g} ms, "
+        f"{s['loadgen_processes']} load processes, {s['duration']:g} s per scenario after "
+        f"{s['warmup']:g} s warm-up, provider latency {s['latency'] * 1000:g} ms, "
         f"load average {s['load_average_before']} before the run, {s['date']}."
     )
     return "\n".join(lines) + "\n"
@@ -637,11 +637,11 @@ def run(config: Config) -> dict[str, Any]:
                 "worker_class": "gthread",
                 "database": stack.database,
                 "cache": "Redis" if config.redis_url else "database",
-                "latency_s": config.latency,
+                "latency": config.latency,
                 "clients": config.clients,
                 "loadgen_processes": config.loadgen_processes,
-                "duration_s": config.seconds,
-                "warmup_s": config.warmup,
+                "duration": config.seconds,
+                "warmup": config.warmup,
                 "load_average_before": load_before,
                 "python": platform.python_version(),
                 "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
