@@ -43,6 +43,14 @@ class PhoneLockedError(ServiceError):
     default_detail = "Too many wrong codes were entered for this number. Try again later."
 
 
+class VerificationNotFoundError(ServiceError):
+    """No such verification, or one of another bot (which must not learn it exists)."""
+
+    status_code = 404
+    code = "not_found"
+    default_detail = "Not found."
+
+
 class VerificationClosedError(ServiceError):
     status_code = 409
     code = "verification_closed"

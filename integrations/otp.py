@@ -8,6 +8,7 @@ outcome atomically. A send refused by a limit never reaches the provider.
 
 import math
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,6 +25,7 @@ from .exceptions import (
     RateLimitedError,
     ServiceError,
     VerificationClosedError,
+    VerificationNotFoundError,
 )
 from .models import Bot, Channel, DailySendCount, PhoneState, Verification, VerificationEvent
 from .phones import normalize_phone
@@ -77,7 +79,15 @@ def start_verification(
     return verification
 
 
-def resend_code(verification: Verification) -> Verification:
+def get_verification(verification_id: object, *, bot: Bot | None) -> Verification:
+    """The verification with this id, if `bot` may see it (None: staff, any bot's)."""
+    try:
+        return Verification.objects.for_bot(bot).get(pk=_verification_pk(verification_id))
+    except Verification.DoesNotExist:
+        raise VerificationNotFoundError() from None
+
+
+def resend_code(verification_id: object, *, bot: Bot | None) -> Verification:
     """Send a new code for a pending verification; the old code stops working.
 
     Attempts and the per-phone counters are kept: a resend is a send like
@@ -86,7 +96,7 @@ def resend_code(verification: Verification) -> Verification:
     now = timezone.now()
     code = generate_code()
     with transaction.atomic():
-        verification = Verification.objects.select_for_update().get(pk=verification.pk)
+        verification = _locked_verification(verification_id, bot)
         _expire_if_due(verification, now)
         closed = verification.status != Status.PENDING
         if not closed:
@@ -106,7 +116,7 @@ def resend_code(verification: Verification) -> Verification:
     return verification
 
 
-def check_code(verification: Verification, code: str) -> CheckResult:
+def check_code(verification_id: object, code: str, *, bot: Bot | None) -> CheckResult:
     """Compare `code` with the verification's current code, once.
 
     The row is locked for the comparison, so of many concurrent checks at
@@ -115,7 +125,7 @@ def check_code(verification: Verification, code: str) -> CheckResult:
     now = timezone.now()
     locked_until = None
     with transaction.atomic():
-        verification = Verification.objects.select_for_update().get(pk=verification.pk)
+        verification = _locked_verification(verification_id, bot)
         _expire_if_due(verification, now)
         if verification.status != Status.PENDING:
             return CheckResult(verification, verified=False)
@@ -150,11 +160,11 @@ def check_code(verification: Verification, code: str) -> CheckResult:
     raise PhoneLockedError(retry_after=_seconds_until(locked_until, now))
 
 
-def cancel_verification(verification: Verification) -> Verification:
+def cancel_verification(verification_id: object, *, bot: Bot | None) -> Verification:
     """Close a pending verification; canceling a canceled one is a no-op."""
     now = timezone.now()
     with transaction.atomic():
-        verification = Verification.objects.select_for_update().get(pk=verification.pk)
+        verification = _locked_verification(verification_id, bot)
         _expire_if_due(verification, now)
         closed = verification.status not in (Status.PENDING, Status.CANCELED)
         if verification.status == Status.PENDING:
@@ -273,6 +283,25 @@ def _account_of(verification: Verification) -> sms.ProviderAccount | None:
 
 
 # --- Small pieces ---------------------------------------------------------------
+
+
+def _verification_pk(verification_id: object) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(verification_id))
+    except ValueError:
+        raise VerificationNotFoundError() from None
+
+
+def _locked_verification(verification_id: object, bot: Bot | None) -> Verification:
+    """Like get_verification, with the row locked until the transaction ends.
+
+    One query finds, authorises and locks: a check costs no extra read.
+    """
+    pk = _verification_pk(verification_id)
+    try:
+        return Verification.objects.for_bot(bot).select_for_update().get(pk=pk)
+    except Verification.DoesNotExist:
+        raise VerificationNotFoundError() from None
 
 
 def _expire_if_due(verification: Verification, now: datetime) -> None:

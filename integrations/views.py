@@ -1,10 +1,7 @@
 """Bot-facing OTP endpoints: the guide's two, and the native verifications API."""
 
-import uuid
-
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
-from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_safe
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
@@ -13,19 +10,7 @@ from rest_framework.views import APIView
 
 from . import otp, serializers
 from .auth import bot_of
-from .models import Verification
 from .sms import ProviderAccount
-
-
-def get_verification(request: Request, verification_id: object) -> Verification:
-    """The caller's verification, or 404 (another bot's verification is not found either)."""
-    try:
-        pk = uuid.UUID(str(verification_id))
-    except ValueError:
-        pk = None
-    queryset = Verification.objects.for_bot(bot_of(request))
-    return get_object_or_404(queryset, pk=pk) if pk else get_object_or_404(queryset.none())
-
 
 # --- The guide's endpoints ----------------------------------------------------------
 
@@ -68,8 +53,7 @@ class GuideVerifyView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = _validated(serializers.GuideVerifySerializer, request)
-        verification = get_verification(request, data["systemOtp"])
-        result = otp.check_code(verification, data["userOtp"])
+        result = otp.check_code(data["systemOtp"], data["userOtp"], bot=bot_of(request))
         return Response(
             {
                 "success": True,
@@ -100,7 +84,7 @@ class VerificationListView(APIView):
 class VerificationDetailView(APIView):
     @extend_schema(responses=serializers.VerificationSerializer, summary="Get a verification")
     def get(self, request: Request, verification_id: str) -> Response:
-        verification = get_verification(request, verification_id)
+        verification = otp.get_verification(verification_id, bot=bot_of(request))
         return Response(serializers.VerificationSerializer(verification).data)
 
 
@@ -111,9 +95,8 @@ class VerificationCheckView(APIView):
         summary="Check a code",
     )
     def post(self, request: Request, verification_id: str) -> Response:
-        verification = get_verification(request, verification_id)
         data = _validated(serializers.CheckVerificationSerializer, request)
-        result = otp.check_code(verification, data["code"])
+        result = otp.check_code(verification_id, data["code"], bot=bot_of(request))
         body = serializers.VerificationSerializer(result.verification).data
         return Response({**body, "verified": result.verified})
 
@@ -125,9 +108,8 @@ class VerificationResendView(APIView):
         summary="Send a new code (the old one stops working)",
     )
     def post(self, request: Request, verification_id: str) -> Response:
-        verification = get_verification(request, verification_id)
         _validated(serializers.EmptySerializer, request)
-        verification = otp.resend_code(verification)
+        verification = otp.resend_code(verification_id, bot=bot_of(request))
         return Response(serializers.VerificationSerializer(verification).data)
 
 
@@ -138,9 +120,8 @@ class VerificationCancelView(APIView):
         summary="Cancel a pending verification",
     )
     def post(self, request: Request, verification_id: str) -> Response:
-        verification = get_verification(request, verification_id)
         _validated(serializers.EmptySerializer, request)
-        verification = otp.cancel_verification(verification)
+        verification = otp.cancel_verification(verification_id, bot=bot_of(request))
         return Response(serializers.VerificationSerializer(verification).data)
 
 
