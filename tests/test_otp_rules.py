@@ -480,6 +480,7 @@ def test_a_resend_voids_the_old_code_and_keeps_the_attempts(api, outbox, setting
 
     assert resent.status_code == 200
     assert resent.json()["send_count"] == 2
+    assert resent.json()["expires_at"].startswith("2026-03-02T12:05:31")
     assert resent.json()["attempts_left"] == settings.OTP_MAX_CHECK_ATTEMPTS - 1
     assert new_code != old_code
     assert check(api, verification_id, old_code).json()["verified"] is False
