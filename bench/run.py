@@ -512,7 +512,8 @@ def markdown(report: dict[str, Any], skipped: dict[str, str]) -> str:
         f"{s['database']}, cache: {s['cache']}, {s['clients']} keep-alive clients in "
         f"{s['loadgen_processes']} load processes, {s['duration']:g} s per scenario after "
         f"{s['warmup']:g} s warm-up, provider latency {s['latency'] * 1000:g} ms, "
-        f"load average {s['load_average_before']} before the run, {s['date']}."
+        f"load average {s['load_average_before']} before the run and "
+        f"{s['load_average_after']} after it, {s['date']}."
     )
     return "\n".join(lines) + "\n"
 
@@ -643,6 +644,7 @@ def run(config: Config) -> dict[str, Any]:
                 "duration": config.seconds,
                 "warmup": config.warmup,
                 "load_average_before": load_before,
+                "load_average_after": ", ".join(f"{x:.1f}" for x in os.getloadavg()),
                 "python": platform.python_version(),
                 "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                 "not_measured": stack.skipped,
