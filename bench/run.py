@@ -404,8 +404,8 @@ def measure(stack: Stack, name: str, job: dict[str, Any]) -> dict[str, Any]:
     window = max(window_end - measure_at, 1e-9)
     return {
         "rps": round(len(latencies) / window, 1),
-        "p50_ms": round(percentile(latencies, 0.50), 2),
-        "p99_ms": round(percentile(latencies, 0.99), 2),
+        "p50_ms": percentile(latencies, 0.50),
+        "p99_ms": percentile(latencies, 0.99),
         "requests": len(latencies),
         "errors": sum(out["errors"] for out in outputs),
         "error_samples": [s for out in outputs for s in out["error_samples"]][:5],
@@ -439,11 +439,15 @@ def group_cpu_seconds(group: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile; NaN when nothing was measured."""
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile, in ms rounded to 0.01; None when nothing was measured."""
     if not sorted_values:
-        return math.nan
-    return sorted_values[max(math.ceil(q * len(sorted_values)) - 1, 0)]
+        return None
+    return round(sorted_values[max(math.ceil(q * len(sorted_values)) - 1, 0)], 2)
+
+
+def ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 # --- Report ---------------------------------------------------------------------
@@ -452,7 +456,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
 def goals(results: dict[str, Any], config: Config) -> dict[str, Any]:
     found: dict[str, Any] = {}
     check, floor, send = results.get("check"), results.get("write_floor"), results.get("send")
-    if check and floor and floor["rps"] and floor["p99_ms"]:
+    if check and floor and floor["rps"] and floor["p99_ms"] and check["p99_ms"]:
         found["check_vs_write_floor_rps"] = round(check["rps"] / floor["rps"], 2)
         found["check_vs_write_floor_p99"] = round(check["p99_ms"] / floor["p99_ms"], 2)
         found["check_rps_met"] = found["check_vs_write_floor_rps"] >= 0.7
@@ -475,8 +479,8 @@ def markdown(report: dict[str, Any], skipped: dict[str, str]) -> str:
         if name in report:
             r = report[name]
             lines.append(
-                f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
-                f"| {r['requests']} | {r['errors']} | {r['server_cpu_ms_per_request'] or 0:.1f} |"
+                f"| {name} | {r['rps']:.0f} | {ms(r['p50_ms'])} | {ms(r['p99_ms'])} "
+                f"| {r['requests']} | {r['errors']} | {ms(r['server_cpu_ms_per_request'])} |"
             )
     g = report["goals"]
     lines.append("")
@@ -619,7 +623,7 @@ def run(config: Config) -> dict[str, Any]:
             results[name] = measure(stack, name, job)
             r = results[name]
             print(
-                f"  {r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+                f"  {r['rps']:.0f} req/s, p50 {ms(r['p50_ms'])} ms, p99 {ms(r['p99_ms'])} ms, "
                 f"{r['errors']} errors",
                 flush=True,
             )
