@@ -3,6 +3,11 @@
 Keys come from FIELD_ENCRYPTION_KEYS, newest first: new values are encrypted
 with the first key, and any listed key decrypts, so keys can be rotated with
 `manage.py rotate_encryption_keys` before an old key is dropped.
+
+A value no listed key decrypts (a key was dropped before rotating) is read as
+an `UnreadableSecret` instead of failing the query: the rows around it stay
+usable, the secret itself reads as empty, and saving the row keeps its
+ciphertext, so adding the old key back recovers it.
 """
 
 import base64
@@ -54,6 +59,33 @@ def rotate(token: str) -> str:
         raise DecryptionError("No configured key decrypts this value.") from exc
 
 
+class UnreadableSecret(str):
+    """A stored secret that no configured key decrypts.
+
+    It equals "" (so code that does not know about it treats the secret as
+    missing, never as a usable value) and carries the stored token, which
+    EncryptedTextField writes back unchanged.
+    """
+
+    token: str
+
+    def __new__(cls, token: str) -> "UnreadableSecret":
+        secret = super().__new__(cls, "")
+        secret.token = token
+        return secret
+
+    def __getnewargs__(self) -> tuple[str]:
+        # Copies and pickles (the admin deep-copies instances) keep the token.
+        return (self.token,)
+
+    def __repr__(self) -> str:
+        return "UnreadableSecret(…)"
+
+
+def is_unreadable(value: object) -> bool:
+    return isinstance(value, UnreadableSecret)
+
+
 def mask_secret(value: str) -> str:
     """`••••` plus the last four characters, as the admin shows a secret."""
     return "••••" + value[-4:] if len(value) > 8 else "••••"
@@ -62,7 +94,9 @@ def mask_secret(value: str) -> str:
 class EncryptedTextField(models.TextField):
     """A text column holding a Fernet token; Python code sees the clear value.
 
-    The empty string is stored as is, so "no secret" needs no decryption.
+    The empty string is stored as is, so "no secret" needs no decryption. A
+    token no configured key decrypts is read as an UnreadableSecret (a page
+    listing such rows must not fail) and written back as the same token.
     """
 
     def from_db_value(
@@ -70,9 +104,15 @@ class EncryptedTextField(models.TextField):
     ) -> str | None:
         if not value:
             return value
-        return decrypt(value)
+        try:
+            return decrypt(value)
+        except DecryptionError:
+            return UnreadableSecret(value)
 
     def get_prep_value(self, value: object) -> object:
+        if isinstance(value, UnreadableSecret):
+            # Saving a row without a new secret must not destroy the old one.
+            return value.token
         value = super().get_prep_value(value)
         if not value:
             return value

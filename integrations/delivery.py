@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from twilio.request_validator import RequestValidator
 
+from .crypto import is_unreadable
 from .exceptions import InvalidSignatureError
 from .models import Verification, VerificationEvent
 
@@ -42,7 +43,7 @@ class DeliveryReport:
 
 
 def signing_token(*, message_sid: str, account_sid: str) -> str:
-    """The auth token of the account that sent this message ("" when none is known).
+    """The auth token of the account that sent this message ("" when none is usable).
 
     A message sent with a bot's own Twilio account (the guide's accountSID and
     authToken) is reported signed with that account's token, which the
@@ -54,6 +55,11 @@ def signing_token(*, message_sid: str, account_sid: str) -> str:
             .only("provider_auth_token")
             .first()
         )
+        if verification is not None and is_unreadable(verification.provider_auth_token):
+            # The token is stored but no configured key reads it: no signature
+            # can be checked, so none is accepted (not even one made with the
+            # server's token, which never signs this account's reports).
+            return ""
         if verification is not None and verification.provider_auth_token:
             return verification.provider_auth_token
     return settings.TWILIO_AUTH_TOKEN

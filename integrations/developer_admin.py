@@ -16,7 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from .crypto import mask_secret
+from .crypto import is_unreadable, mask_secret
 from .curl import CurlError, import_curl
 from .executor import call_api
 from .models import (
@@ -44,6 +44,22 @@ class CustomAttributeAdmin(admin.ModelAdmin):
     search_fields = ["name", "description"]
 
 
+UNREADABLE_HINT = (
+    "No key in FIELD_ENCRYPTION_KEYS decrypts it: re-enter it, or add the old key "
+    "back to FIELD_ENCRYPTION_KEYS. Left empty, the stored secret is kept unchanged."
+)
+
+
+def unreadable_secret_rows(definition: ApiDefinition) -> list[ApiRow]:
+    """The definition's secret rows that no configured key decrypts."""
+    rows = [
+        *definition.query_params.all(),
+        *definition.headers.all(),
+        *definition.body_params.all(),
+    ]
+    return [row for row in rows if row.is_secret and is_unreadable(row.secret_value)]
+
+
 class ApiRowForm(forms.ModelForm):
     """A key/value row; for a secret, the value field sets a new secret and never shows one."""
 
@@ -53,7 +69,11 @@ class ApiRowForm(forms.ModelForm):
         value_field.widget = forms.TextInput(attrs={"size": 40})
         value_field.help_text = ""
         instance: ApiRow = self.instance
-        if instance.pk and instance.is_secret and instance.secret_value:
+        if instance.pk and instance.is_secret and is_unreadable(instance.secret_value):
+            # Left empty, the stored token is kept as it is (see EncryptedTextField).
+            value_field.widget.attrs["placeholder"] = "unreadable secret: type it again"
+            value_field.help_text = UNREADABLE_HINT
+        elif instance.pk and instance.is_secret and instance.secret_value:
             value_field.widget.attrs["placeholder"] = mask_secret(instance.secret_value)
             value_field.help_text = "Secret set; type a new value to replace it."
 
@@ -136,6 +156,24 @@ class ApiDefinitionAdmin(admin.ModelAdmin):
     fields = ["name", "description", "method", "url", "body_format", "timeout", "retries"]
     inlines = [ApiQueryParamInline, ApiHeaderInline, ApiBodyParamInline, ApiResponseMappingInline]
     save_on_top = True
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: ApiDefinition | None = None,
+    ) -> HttpResponse:
+        # Said on the page itself: an inline row's help text is not shown per row.
+        if obj is not None and obj.pk:
+            for row in unreadable_secret_rows(obj):
+                kind = row._meta.verbose_name
+                messages.warning(
+                    request, f"The secret of {kind} “{row.key}” is unreadable. {UNREADABLE_HINT}"
+                )
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description="")
     def test_link(self, obj: ApiDefinition) -> str:

@@ -38,7 +38,7 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from .crypto import DecryptionError, mask_secret
+from .crypto import is_unreadable, mask_secret
 from .models import PLACEHOLDER_RE, ApiCallLog, ApiDefinition, ApiRow, validate_api_url
 from .redaction import redact_data, redact_text
 
@@ -133,8 +133,18 @@ def _percent_encode(value: str) -> str:
 
 
 def _rows(rows: Iterable[ApiRow]) -> list[ApiRow]:
+    listed = list(rows)
+    if any(row.is_secret and is_unreadable(row.secret_value) for row in listed):
+        # FIELD_ENCRYPTION_KEYS lost the key the secret was stored under.
+        # Sending the request without it would fail in a less clear way, or
+        # worse, succeed unauthenticated.
+        raise CallError(
+            SECRET_UNREADABLE,
+            "A secret of this definition cannot be decrypted with the configured keys: "
+            "re-enter it, or add the old key back to FIELD_ENCRYPTION_KEYS.",
+        )
     # A row with nothing configured is not sent: optional secrets stay blank.
-    return [row for row in rows if row.key and row.configured_value]
+    return [row for row in listed if row.key and row.configured_value]
 
 
 def _row_value(row: ApiRow, attributes: Mapping[str, Any]) -> tuple[str, str]:
@@ -552,10 +562,6 @@ def call_api(
             error_code, message = HTTP_ERROR, f"The server answered HTTP {status}."
     except CallError as exc:
         error_code, message = exc.code, exc.message
-    except DecryptionError:
-        # FIELD_ENCRYPTION_KEYS lost the key a secret was stored under.
-        error_code = SECRET_UNREADABLE
-        message = "A secret of this definition cannot be decrypted with the configured keys."
     # Mapped fields are saved whatever the status (a 4xx body says why), but
     # only from a body that parsed as JSON.
     saved = _saved_values(definition, status, body if error_code != INVALID_JSON else None)

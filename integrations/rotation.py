@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from django.apps import apps
 from django.db import models
 
-from .crypto import DecryptionError, EncryptedTextField
+from .crypto import EncryptedTextField, is_unreadable
 
 
 @dataclass
@@ -38,9 +38,8 @@ def rotate_stored_secrets() -> RotationReport:
         count = 0
         for pk in list(pks):
             rows = manager.filter(pk=pk)
-            try:
-                value = rows.values_list(model_field.attname, flat=True).get()
-            except DecryptionError:
+            value = rows.values_list(model_field.attname, flat=True).get()
+            if is_unreadable(value):
                 report.failed.append(f"{label} #{pk}")
                 continue
             # update() runs the field's get_prep_value: encrypted with the first key.

@@ -83,6 +83,14 @@ def _credentials(message: SmsMessage) -> tuple[str, str, dict[str, str]]:
     if message.account is not None:
         if not ACCOUNT_SID_SHAPE.match(message.account.account_sid):
             raise InvalidRequestError("accountSID is not a Twilio account SID (AC + 32 hex).")
+        if not message.account.auth_token:
+            # The token kept with a verification for its resends reads as empty
+            # once no FIELD_ENCRYPTION_KEYS key decrypts it; the server's token
+            # is not this account's, so the send stops here.
+            raise ProviderError(
+                "The auth token of this Twilio account cannot be read any more; "
+                "start a new verification with accountSID and authToken."
+            )
         sender = {"from_": message.account.from_number} if message.account.from_number else {}
         if not (sender or server_sender):
             raise InvalidRequestError("Send fromNumber with accountSID and authToken.")
