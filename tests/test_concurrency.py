@@ -117,9 +117,14 @@ def test_concurrent_wrong_codes_on_several_verifications_stop_at_the_phone_lock(
     answers = run_together(15, request, api_key)
 
     statuses = Counter(a.status_code for a in answers)
-    assert statuses == {200: 4, 429: 11}
+    assert statuses == {200: 4, 429: 11}, unexpected(answers, 200, 429)
     assert VerificationEvent.objects.filter(kind="check_failed").count() == 4
     assert VerificationEvent.objects.filter(kind="locked").count() == 1
+
+
+def unexpected(answers: list, *expected: int) -> list:
+    """The bodies of answers with a status not in `expected`, for failure messages."""
+    return [(a.status_code, a.content[:300]) for a in answers if a.status_code not in expected]
 
 
 def send_request(to: str) -> Callable[[APIClient, int], Any]:
@@ -135,7 +140,7 @@ def test_twenty_concurrent_sends_to_one_phone_send_one_message_in_the_cooldown(
     answers = run_together(20, send_request(US_PHONE), api_key)
 
     statuses = Counter(a.status_code for a in answers)
-    assert statuses == {201: 1, 429: 19}
+    assert statuses == {201: 1, 429: 19}, unexpected(answers, 201, 429)
     assert {a.json()["code"] for a in answers if a.status_code == 429} == {"rate_limited"}
     assert len(fake_twilio.requests) == 1
 
@@ -148,7 +153,9 @@ def test_twenty_concurrent_sends_to_one_phone_stay_within_the_send_window(
 
     answers = run_together(20, send_request(US_PHONE), api_key)
 
-    assert Counter(a.status_code for a in answers) == {201: 3, 429: 17}
+    assert Counter(a.status_code for a in answers) == {201: 3, 429: 17}, unexpected(
+        answers, 201, 429
+    )
     assert len(fake_twilio.requests) == 3
 
 
@@ -162,7 +169,9 @@ def test_twenty_concurrent_resends_stay_within_the_send_window(api, api_key, fak
 
     answers = run_together(20, request, api_key)
 
-    assert Counter(a.status_code for a in answers) == {200: 2, 429: 18}
+    assert Counter(a.status_code for a in answers) == {200: 2, 429: 18}, unexpected(
+        answers, 200, 429
+    )
     assert len(fake_twilio.requests) == 3
     assert Verification.objects.get(pk=verification_id).send_count == 3
 
@@ -177,6 +186,8 @@ def test_twenty_concurrent_sends_to_different_phones_stop_at_the_daily_cap(
 
     answers = run_together(20, request, api_key)
 
-    assert Counter(a.status_code for a in answers) == {201: 5, 503: 15}
+    assert Counter(a.status_code for a in answers) == {201: 5, 503: 15}, unexpected(
+        answers, 201, 503
+    )
     assert {a.json()["code"] for a in answers if a.status_code == 503} == {"daily_cap_reached"}
     assert len(fake_twilio.requests) == 5
