@@ -1,7 +1,9 @@
+import json
 from dataclasses import replace
 from typing import Any, cast
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
@@ -9,6 +11,10 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
+
+from integrations.log_admin import can_see_full_phone
+from integrations.models import CustomAttribute
+from integrations.phones import mask_phone, mask_phones_in_text
 
 from . import engine
 from .models import Conversation, Flow, Step, TranscriptEntry
@@ -134,36 +140,85 @@ class FlowAdmin(admin.ModelAdmin):
             messages.warning(request, warning)
 
 
+def _as_json(value: Any) -> str:
+    # As the admin shows a read-only JSONField.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def mask_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """A transcript entry with phone numbers masked in its text.
+
+    Entries do not say which step they answered, so any text is checked: a
+    user's answer to a phone ask is a number as typed (masked whole, read
+    with PHONE_DEFAULT_REGION), and a bot message may repeat it through a
+    {{phone}} placeholder.
+    """
+    region = settings.PHONE_DEFAULT_REGION
+    return {
+        key: mask_phones_in_text(value, region=region)
+        if isinstance(value, str) and key != "type"
+        else value
+        for key, value in payload.items()
+    }
+
+
+def phone_attribute_names(conversation: Conversation) -> set[str]:
+    """Attributes holding a phone: typed phone, or saved by one of the flow's phone asks."""
+    names = set(conversation.attributes)
+    typed = CustomAttribute.objects.filter(name__in=names, type=CustomAttribute.Type.PHONE)
+    asked = Step.objects.filter(
+        flow_id=conversation.flow_id, kind=Step.Kind.ASK, ask_kind=engine.PHONE
+    ).exclude(attribute=None)
+    return {
+        *typed.values_list("name", flat=True),
+        *asked.values_list("attribute__name", flat=True),
+    } & names
+
+
 class TranscriptInline(admin.TabularInline):
     model = TranscriptEntry
     extra = 0
     fields = ["created_at", "sender", "payload"]
-    readonly_fields = ["created_at", "sender", "payload"]
+    readonly_fields = ["created_at", "sender", "payload", "masked_payload"]
     can_delete = False
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
+    def get_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
+        if can_see_full_phone(request):
+            return ["created_at", "sender", "payload"]
+        return ["created_at", "sender", "masked_payload"]
+
+    @admin.display(description="payload")
+    def masked_payload(self, entry: TranscriptEntry) -> str:
+        return _as_json(mask_payload(entry.payload))
+
+
+CONVERSATION_FIELDS = [
+    "id",
+    "flow",
+    "bot",
+    "user_ref",
+    "status",
+    "error_code",
+    "current_step",
+    "attributes",
+    "created_at",
+    "updated_at",
+]
+
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
+    """Read-only; phone numbers are shown in full only with integrations.view_full_phone."""
+
     list_display = ["id", "flow", "bot", "user_ref", "status", "error_code", "created_at"]
     list_filter = ["status", "bot", "flow"]
     search_fields = ["user_ref", "=id"]
     date_hierarchy = "created_at"
-    readonly_fields = (
-        "id",
-        "flow",
-        "bot",
-        "user_ref",
-        "status",
-        "error_code",
-        "current_step",
-        "attributes",
-        "created_at",
-        "updated_at",
-    )
-    fields = readonly_fields
+    readonly_fields = [*CONVERSATION_FIELDS, "masked_attributes"]
+    fields = CONVERSATION_FIELDS
     inlines = [TranscriptInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -171,3 +226,19 @@ class ConversationAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    def get_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
+        if can_see_full_phone(request):
+            return CONVERSATION_FIELDS
+        return [
+            "masked_attributes" if name == "attributes" else name for name in CONVERSATION_FIELDS
+        ]
+
+    @admin.display(description="attributes")
+    def masked_attributes(self, conversation: Conversation) -> str:
+        phones = phone_attribute_names(conversation)
+        shown = {
+            name: mask_phone(str(value)) if name in phones and value not in (None, "") else value
+            for name, value in conversation.attributes.items()
+        }
+        return _as_json(shown)

@@ -13,6 +13,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from integrations.models import ApiDefinition, Bot, CustomAttribute
+from integrations.phones import mask_phones_in_text
 
 from . import engine
 
@@ -299,7 +300,10 @@ class TranscriptEntry(models.Model):
         verbose_name_plural = "transcript"
 
     def __str__(self) -> str:
-        return f"{self.sender}: {self.payload.get('text', self.payload.get('type', ''))}"
+        # Shown wherever the entry is named (the admin labels each transcript
+        # row with it) with no way to ask who is looking: phones stay masked.
+        text = self.payload.get("text", self.payload.get("type", ""))
+        return f"{self.sender}: {mask_phones_in_text(str(text))}"
 
     @classmethod
     def entries_for(

@@ -1,5 +1,7 @@
 """Phone numbers at the edge: normalise to E.164, refuse what must not get a code, mask."""
 
+import re
+
 import phonenumbers
 from django.conf import settings
 from phonenumbers import PhoneNumberType
@@ -73,3 +75,63 @@ def mask_phone(e164: str) -> str:
     if len(e164) <= 9:
         return e164[:3] + "****" + e164[-2:]
     return e164[:5] + "****" + e164[-4:]
+
+
+# Phone-number-looking runs in free text (logs, transcripts), each alternative
+# kept narrow enough to leave dates, times, prices and ids alone:
+# - international: `+` (or `%2B`, as in a logged query string) then 7 to 15
+#   digits, single spaces, dots, dashes or brackets between them;
+# - national with separators: `(415) 555-2671`, `020 7946 0958`, `415-555-2671`;
+# - bare runs of 9 to 15 digits (`4155552671`, or E.164 without its `+`).
+PHONE_IN_TEXT_RE = re.compile(
+    r"(?<![\w.%+-])(?:"
+    r"(?P<plus>\+|%2[Bb])\(?\d(?:[ ().-]{0,2}\d){6,14}"
+    r"|\(?\d{2,5}\)?[ .-]{1,2}\d{2,4}[ .-]\d{3,4}"
+    r"|\d{9,15}"
+    r")(?![\w-]|\.\d)"
+)
+PHONE_CHARACTERS_RE = re.compile(r"\+?[\d\s().-]+")
+MIN_NATIONAL_DIGITS = 9  # "26.11.2026" has 8: a date, not a phone
+
+
+def _mask_run(digits: str, plus: str = "") -> str:
+    if plus:
+        return plus + mask_phone("+" + digits)[1:]
+    if len(digits) >= 11:
+        # Long enough to carry a country code, like E.164 without its `+`.
+        return mask_phone("+" + digits)[1:]
+    return "****" + digits[-4:]
+
+
+def mask_phones_in_text(text: str, *, region: str | None = None) -> str:
+    """`text` with every phone-number-looking part masked (see PHONE_IN_TEXT_RE).
+
+    A text that is nothing but one number, as a person types it in a chat, is
+    masked whole; with `region`, a national number is read as that country's
+    and masked like its E.164 form.
+    """
+    stripped = text.strip()
+    if PHONE_CHARACTERS_RE.fullmatch(stripped):
+        digits = "".join(ch for ch in stripped if ch.isdigit())
+        try:
+            number = phonenumbers.parse(stripped, region)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is not None and phonenumbers.is_possible_number(number):
+            return mask_phone(
+                phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            )
+        if MIN_NATIONAL_DIGITS <= len(digits) <= 15:
+            return _mask_run(digits)
+
+    def mask(match: re.Match[str]) -> str:
+        run = "".join(ch for ch in match.group(0) if ch.isdigit())
+        plus = match.group("plus") or ""
+        if plus:
+            # The digits of `%2B` are not the number's.
+            run = "".join(ch for ch in match.group(0)[len(plus) :] if ch.isdigit())
+        elif len(run) < MIN_NATIONAL_DIGITS:
+            return match.group(0)
+        return _mask_run(run, plus)
+
+    return PHONE_IN_TEXT_RE.sub(mask, text)

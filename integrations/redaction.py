@@ -1,7 +1,8 @@
-"""Masking secrets and redacting anything that looks like a one-time code.
+"""Masking secrets and phone numbers, and redacting anything that looks like a one-time code.
 
 Used for everything an API call leaves behind (the API-call log, the admin's
-Test page): a code or a secret must never be stored or shown in clear.
+Test page): a code or a secret must never be stored or shown in clear, and a
+phone number only masked.
 """
 
 import re
@@ -10,6 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .crypto import mask_secret
+from .phones import mask_phones_in_text
 
 REDACTED = "[redacted]"
 
@@ -87,7 +89,10 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
 
     text = FORM_PAIR_RE.sub(form_pair, text)
     text = JSON_PAIR_RE.sub(json_pair, text)
-    return DIGIT_RUN_RE.sub(REDACTED, text)
+    text = DIGIT_RUN_RE.sub(REDACTED, text)
+    # Last, so a masked number's visible digits are not taken for a code. The
+    # call log is for debugging a definition: no one needs the full number.
+    return mask_phones_in_text(text)
 
 
 def redact_data(data: Any, secrets: Iterable[str] = ()) -> Any:

@@ -9,6 +9,8 @@ from chatflows.definitions import build_flow
 from chatflows.models import Flow, Step
 from integrations.models import ApiDefinition, CustomAttribute
 
+from .log_helpers import staff_client
+
 STEPS = [
     {"label": "hello", "kind": "message", "text": "Hello!"},
     {"label": "ask", "kind": "ask", "expects": "phone", "attribute": "phone", "text": "Number?"},
@@ -226,3 +228,97 @@ def test_a_conversation_page_shows_the_transcript_with_the_code_redacted(staff, 
     assert page.status_code == 200
     assert "Code?" in page.content.decode()
     assert "123456" not in page.content.decode()
+
+
+# --- Phone numbers on the conversation page ----------------------------------------
+
+PHONE_STEPS = [
+    {"kind": "ask", "expects": "phone", "attribute": "mobile", "text": "Your number?"},
+    {"kind": "message", "text": "We will text {{mobile}}."},
+    {"kind": "ask", "expects": "phone", "attribute": "contact", "text": "And a second one?"},
+    {"kind": "end"},
+]  # fmt: skip
+
+
+@pytest.fixture
+def phone_conversation(api, bot) -> str:
+    """A conversation where the user typed two numbers: one into a phone attribute, one into a
+    text attribute (through a phone ask)."""
+    CustomAttribute.objects.create(name="mobile", type="phone")
+    CustomAttribute.objects.create(name="contact", type="text")
+    flow = build_flow(bot, name="Phones", slug="phones", steps=PHONE_STEPS)
+    conversation_id = api.post(f"/api/v1/flows/{flow.pk}/conversations", format="json").json()["id"]
+    for text in ["+1 415 555 2671", "+44 20 7946 0958"]:
+        sent = api.post(
+            f"/api/v1/conversations/{conversation_id}/messages", {"text": text}, format="json"
+        )
+        assert sent.status_code == 200, sent.json()
+    return conversation_id
+
+
+def conversation_page(client, conversation_id: str) -> str:
+    response = client.get(f"/admin/chatflows/conversation/{conversation_id}/change/")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+@pytest.fixture
+def staff_without_full_phones(db):
+    return staff_client(
+        "viewer", permissions=["chatflows.view_conversation", "chatflows.view_transcriptentry"]
+    )
+
+
+@pytest.fixture
+def staff_with_full_phones(db):
+    return staff_client(
+        "supervisor",
+        permissions=[
+            "chatflows.view_conversation",
+            "chatflows.view_transcriptentry",
+            "integrations.view_full_phone",
+        ],
+    )
+
+
+def test_without_full_phone_permission_a_phone_attribute_is_masked(
+    staff_without_full_phones, phone_conversation
+):
+    html = conversation_page(staff_without_full_phones, phone_conversation)
+    assert "&quot;mobile&quot;: &quot;+1415****2671&quot;" in html
+    assert "+14155552671" not in html
+
+
+def test_without_full_phone_permission_an_attribute_a_phone_ask_saved_is_masked(
+    staff_without_full_phones, phone_conversation
+):
+    html = conversation_page(staff_without_full_phones, phone_conversation)
+    assert "&quot;contact&quot;: &quot;+4420****0958&quot;" in html
+    assert "+442079460958" not in html
+
+
+def test_without_full_phone_permission_the_users_phone_answers_are_masked_in_the_transcript(
+    staff_without_full_phones, phone_conversation
+):
+    html = conversation_page(staff_without_full_phones, phone_conversation)
+    assert "Your number?" in html
+    assert "&quot;text&quot;: &quot;+1415****2671&quot;" in html
+    assert "+1 415 555 2671" not in html
+    assert "+44 20 7946 0958" not in html
+
+
+def test_without_full_phone_permission_a_bot_message_repeating_the_phone_is_masked(
+    staff_without_full_phones, phone_conversation
+):
+    html = conversation_page(staff_without_full_phones, phone_conversation)
+    assert "&quot;text&quot;: &quot;We will text +1415****2671.&quot;" in html
+    assert "We will text +14155552671" not in html
+
+
+def test_with_full_phone_permission_the_conversation_page_shows_phones_in_full(
+    staff_with_full_phones, phone_conversation
+):
+    html = conversation_page(staff_with_full_phones, phone_conversation)
+    assert "&quot;mobile&quot;: &quot;+14155552671&quot;" in html
+    assert "&quot;text&quot;: &quot;+1 415 555 2671&quot;" in html
+    assert "&quot;text&quot;: &quot;We will text +14155552671.&quot;" in html
