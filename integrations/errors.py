@@ -31,6 +31,7 @@ DRF_CODES = {
 
 # URLs bots call: errors there are JSON even when no view answers.
 API_PREFIXES = ("/api/", "/integrations/")
+GUIDE_PREFIX = "/integrations/custom-feature/"
 
 
 def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
@@ -98,5 +99,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     """handler500: a bot gets JSON with a code even from a bug; the error is logged as usual."""
     if request.path.startswith(API_PREFIXES):
         body = error_body("server_error", "Something went wrong on our side.")
+        if request.path.startswith(GUIDE_PREFIX):
+            body = {"success": False, "message": body["detail"], **body}
         return JsonResponse(body, status=500)
     return defaults.server_error(request)

@@ -22,6 +22,7 @@ from .exceptions import (
     DailyCapReachedError,
     PhoneLockedError,
     ProviderError,
+    ProviderUnavailableError,
     RateLimitedError,
     ServiceError,
     VerificationClosedError,
@@ -240,6 +241,11 @@ def _deliver(verification: Verification, code: str, *, event: str) -> None:
         message_sid = sms.send_message(message)
     except ServiceError as exc:
         _record_send_failure(verification, exc)
+        raise
+    except Exception:
+        # A bug or a misconfigured backend: the row must not stay pending with
+        # a code nobody received, but the error itself stays a real error.
+        _record_send_failure(verification, ProviderUnavailableError())
         raise
     now = timezone.now()
     with transaction.atomic():

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-from cryptography.fernet import Fernet
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -303,16 +302,22 @@ def test_an_unknown_admin_url_keeps_the_html_page(admin_client):
     assert "text/html" in response.headers["Content-Type"]
 
 
-def test_a_crash_under_the_api_answers_json_with_a_code(api_key, outbox, settings):
+@pytest.mark.parametrize(
+    ("path", "body", "guide"),
+    [
+        (VERIFICATIONS, {"to": US_PHONE}, False),
+        (GUIDE_SEND, {"toNumber": US_PHONE}, True),
+    ],
+)
+def test_a_crash_under_the_api_answers_json_with_a_code(api_key, settings, path, body, guide):
     client = APIClient(raise_request_exception=False)
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
-    body = {"toNumber": US_PHONE, "accountSID": "AC" + "0" * 32, "authToken": "per-request-token"}
-    system_otp = client.post(GUIDE_SEND, body, format="json").json()["systemOtp"]
-    # The key that encrypted the stored token is dropped without a rotation:
-    # the row cannot be read any more, a misconfiguration that is a real 500.
-    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    # A typo in SMS_BACKEND: a misconfiguration, and a real crash.
+    settings.SMS_BACKEND = "integrations.sms.NoSuchBackend"
 
-    response = client.get(f"{VERIFICATIONS}/{system_otp}")
+    response = client.post(path, body, format="json")
 
     assert response.status_code == 500
     assert response.json()["code"] == "server_error"
+    assert ("success" in response.json()) is guide
+    assert Verification.objects.get().status == "failed"
