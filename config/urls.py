@@ -4,6 +4,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from integrations.views import healthz
 
+admin.site.site_header = "chatbot-auth administration"
+admin.site.site_title = "chatbot-auth"
+admin.site.index_title = "Bots, APIs, flows and logs"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
