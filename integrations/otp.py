@@ -10,7 +10,7 @@ import math
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -76,6 +76,7 @@ def start_verification(
             verification.provider_from_number = account.from_number
         verification.code_hmac = verification.hash_code(code)
         verification.save(force_insert=True)
+        _take_from_daily_cap(now)
     _deliver(verification, code, event=Event.SENT)
     return verification
 
@@ -103,13 +104,13 @@ def resend_code(verification_id: object, *, bot: Bot | None) -> Verification:
         if not closed:
             _reserve_send(verification.phone, now)
             verification.code_hmac = verification.hash_code(code)
-            verification.send_count = F("send_count") + 1
+            verification.send_count += 1  # the row is locked: no lost update
             verification.expires_at = now + timedelta(seconds=settings.OTP_TTL_SECONDS)
             verification.last_sent_at = now
             verification.save(
                 update_fields=["code_hmac", "send_count", "expires_at", "last_sent_at"]
             )
-            verification.refresh_from_db(fields=["send_count"])
+            _take_from_daily_cap(now)
     if closed:
         # Raised after the commit, so an expiry recorded above is kept.
         raise VerificationClosedError()
@@ -190,10 +191,11 @@ def current_status(verification: Verification, now: datetime | None = None) -> s
 
 
 def _reserve_send(phone: str, now: datetime) -> None:
-    """Take one send from the phone's and the day's allowance, or raise.
+    """Take one send from the phone's allowance, or raise.
 
     Must run inside a transaction: the phone's row stays locked until commit,
-    so concurrent sends to one number are counted one after the other.
+    so concurrent sends to one number are counted one after the other. The
+    caller takes from the day's allowance (`_take_from_daily_cap`) last.
     """
     state, _ = PhoneState.objects.select_for_update().get_or_create(phone=phone)
     if state.is_locked(now):
@@ -211,21 +213,32 @@ def _reserve_send(phone: str, now: datetime) -> None:
     if len(recent) >= settings.OTP_MAX_SENDS_PER_PHONE:
         raise RateLimitedError(retry_after=_seconds_until(recent[0] + window, now))
 
-    _take_from_daily_cap(now)
     state.recent_sends = [t.isoformat() for t in [*recent, now]]
     state.save(update_fields=["recent_sends"])
 
 
 def _take_from_daily_cap(now: datetime) -> None:
-    # A conditional UPDATE: the database refuses to go past the cap even when
-    # many workers send at once. No row updated means the cap is reached.
+    """Count one message against SMS_DAILY_CAP, or raise (fails closed).
+
+    A conditional UPDATE: the database refuses to go past the cap even when
+    many workers send at once. Every send of the day updates this one row,
+    so callers run it last before their commit, to hold its lock briefly.
+    """
     day = now.date()
+    if _increment_daily_count(day):
+        return
+    # No row updated: the day's row is missing, or the cap is reached.
     DailySendCount.objects.get_or_create(day=day)
-    taken = DailySendCount.objects.filter(day=day, count__lt=settings.SMS_DAILY_CAP).update(
-        count=F("count") + 1
-    )
-    if not taken:
+    if not _increment_daily_count(day):
         raise DailyCapReachedError()
+
+
+def _increment_daily_count(day: date) -> bool:
+    return bool(
+        DailySendCount.objects.filter(day=day, count__lt=settings.SMS_DAILY_CAP).update(
+            count=F("count") + 1
+        )
+    )
 
 
 def _deliver(verification: Verification, code: str, *, event: str) -> None:
