@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from . import otp
 from .models import Channel, Verification
+from .sms import ACCOUNT_SID_SHAPE
 
 
 class StrictSerializer(serializers.Serializer):
@@ -110,6 +111,9 @@ class GuideSendSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if bool(attrs["accountSID"]) != bool(attrs["authToken"]):
             raise serializers.ValidationError("Send accountSID and authToken together, or neither.")
+        # Refused here, before a send is reserved, so a malformed SID costs nothing.
+        if attrs["accountSID"] and not ACCOUNT_SID_SHAPE.match(attrs["accountSID"]):
+            raise serializers.ValidationError({"accountSID": ["Not a Twilio account SID."]})
         return attrs
 
 

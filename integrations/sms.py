@@ -5,6 +5,7 @@ message id or raises one of our errors: `InvalidPhoneNumberError`,
 `ProviderError` (permanent) or `ProviderUnavailableError` (try later).
 """
 
+import re
 import sys
 import threading
 import uuid
@@ -18,6 +19,11 @@ BACKENDS = {
     "locmem": "integrations.sms.LocmemBackend",
     "twilio": "integrations.twilio.TwilioBackend",
 }
+
+
+# A Twilio account SID; the twilio client puts it into the URL path unescaped,
+# so nothing else may pass for one.
+ACCOUNT_SID_SHAPE = re.compile(r"^AC[0-9a-fA-F]{32}$")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ import, so tests can point TWILIO_API_BASE_URL at a fake Twilio on loopback.
 
 import logging
 import os
-import re
 import threading
 from urllib.parse import urlsplit
 
@@ -24,7 +23,7 @@ from .exceptions import (
     ProviderUnavailableError,
 )
 from .phones import mask_phone
-from .sms import BaseSmsBackend, SmsMessage
+from .sms import ACCOUNT_SID_SHAPE, BaseSmsBackend, SmsMessage
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +32,6 @@ CONNECT_TIMEOUT_SECONDS = 3.0
 INVALID_TO_NUMBER = 21211
 # Twilio account SIDs are "AC" + 32 hex digits. The client puts the SID into the
 # URL path unescaped, so a SID sent by a caller is checked before it is used.
-ACCOUNT_SID_SHAPE = re.compile(r"^AC[0-9a-fA-F]{32}$")
 
 
 class TwilioBackend(BaseSmsBackend):

@@ -165,6 +165,12 @@ def test_a_caller_account_sid_that_is_not_a_twilio_sid_never_reaches_twilio(api,
     assert callers_account.requests == []
 
 
+def test_a_malformed_caller_account_sid_costs_no_send(api, callers_account):
+    send_with_callers_account(api, accountSID="../../Accounts/x")
+    assert not Verification.objects.exists()
+    assert send_with_callers_account(api).status_code == 200
+
+
 def test_the_callers_account_falls_back_to_the_servers_sender(api, callers_account):
     assert send_with_callers_account(api, fromNumber="").status_code == 200
     [message] = callers_account.messages
