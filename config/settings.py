@@ -15,6 +15,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 # Variables already in the environment win over the file; ENV_FILE="" reads none.
 ENV_FILE = env.str("ENV_FILE", default=str(BASE_DIR / ".env"))
+MISSING_SECRET = (
+    "must be set when DEBUG is False: run `make .env` (or `make run`) to write a .env "
+    "with fresh secrets, or set it in the environment."
+)
 if ENV_FILE and Path(ENV_FILE).is_file():
     env.read_env(ENV_FILE, overwrite=False)
 
@@ -23,7 +27,7 @@ DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is False.")
+        raise ImproperlyConfigured(f"SECRET_KEY {MISSING_SECRET}")
     SECRET_KEY = "insecure-development-key-set-SECRET_KEY-in-production"
 
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
@@ -201,14 +205,14 @@ TWILIO_TIMEOUT_SECONDS = env.float("TWILIO_TIMEOUT_SECONDS", default=10.0)
 OTP_PEPPER = env.str("OTP_PEPPER", default="")
 if not OTP_PEPPER:
     if not DEBUG:
-        raise ImproperlyConfigured("OTP_PEPPER must be set when DEBUG is False.")
+        raise ImproperlyConfigured(f"OTP_PEPPER {MISSING_SECRET}")
     OTP_PEPPER = "insecure-development-pepper"
 if OTP_PEPPER == SECRET_KEY:
     raise ImproperlyConfigured("OTP_PEPPER must differ from SECRET_KEY.")
 
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 if not FIELD_ENCRYPTION_KEYS and not DEBUG:
-    raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS must be set when DEBUG is False.")
+    raise ImproperlyConfigured(f"FIELD_ENCRYPTION_KEYS {MISSING_SECRET}")
 
 OTP_LENGTH = env.int("OTP_LENGTH", default=6)
 if not 6 <= OTP_LENGTH <= 10:
