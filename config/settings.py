@@ -221,11 +221,17 @@ OTP_TTL_SECONDS = min(env.int("OTP_TTL_SECONDS", default=300), 600)
 OTP_MAX_CHECK_ATTEMPTS = env.int("OTP_MAX_CHECK_ATTEMPTS", default=5)
 OTP_RESEND_COOLDOWN_SECONDS = env.int("OTP_RESEND_COOLDOWN_SECONDS", default=30)
 OTP_MAX_SENDS_PER_PHONE = env.int("OTP_MAX_SENDS_PER_PHONE", default=5)
+if OTP_MAX_SENDS_PER_PHONE < 1:
+    raise ImproperlyConfigured("OTP_MAX_SENDS_PER_PHONE must be at least 1.")
 OTP_SEND_WINDOW_SECONDS = env.int("OTP_SEND_WINDOW_SECONDS", default=600)
 OTP_PHONE_LOCK_FAILURES = env.int("OTP_PHONE_LOCK_FAILURES", default=10)
 OTP_PHONE_LOCK_SECONDS = env.int("OTP_PHONE_LOCK_SECONDS", default=900)
 OTP_ALLOWED_COUNTRIES = [c.upper() for c in env.list("OTP_ALLOWED_COUNTRIES", default=[])]
 SMS_DAILY_CAP = env.int("SMS_DAILY_CAP", default=10000)
+# A worker reuses an API key it has validated for this long (0: never). Revoking
+# or deleting a key in the admin clears the worker that saved it at once; the
+# other workers stop accepting the key within this many seconds.
+API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=5)
 PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="") or None
 
 # Empty means the host of PUBLIC_BASE_URL, so the demo can call the app itself.

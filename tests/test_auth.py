@@ -4,7 +4,10 @@ import re
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -95,8 +98,15 @@ def test_a_key_with_a_wrong_secret_gets_401(api_key, verification_id):
     assert_unauthenticated(response)
 
 
-def test_a_revoked_key_gets_401(api, api_key, verification_id):
-    BotAPIKey.objects.filter(prefix=api_key.partition(".")[0]).update(revoked=True)
+def key_row(api_key: str) -> BotAPIKey:
+    return BotAPIKey.objects.get(prefix=api_key.partition(".")[0])
+
+
+def test_a_revoked_key_gets_401_at_once(api, api_key, verification_id):
+    # The key was just used (the fixture started a verification with it).
+    key = key_row(api_key)
+    key.revoked = True
+    key.save()  # as the admin's change form does
 
     response = api.get(f"{VERIFICATIONS}/{verification_id}")
 
@@ -104,8 +114,52 @@ def test_a_revoked_key_gets_401(api, api_key, verification_id):
 
 
 def test_an_expired_key_gets_401(api, api_key, verification_id):
-    expired = timezone.now() - timedelta(seconds=1)
-    BotAPIKey.objects.filter(prefix=api_key.partition(".")[0]).update(expiry_date=expired)
+    key = key_row(api_key)
+    key.expiry_date = timezone.now() + timedelta(seconds=60)
+    key.save()
+    assert api.get(f"{VERIFICATIONS}/{verification_id}").status_code == 200
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=61)):
+        response = api.get(f"{VERIFICATIONS}/{verification_id}")
+
+    assert_unauthenticated(response)
+
+
+def test_a_deleted_bot_s_key_gets_401_at_once(api, bot, verification_id):
+    bot.delete()
+
+    response = api.get(f"{VERIFICATIONS}/{verification_id}")
+
+    assert_unauthenticated(response)
+
+
+def test_a_validated_key_costs_no_query_on_the_next_request(api, verification_id):
+    with CaptureQueriesContext(connection) as queries:
+        response = api.get(f"{VERIFICATIONS}/{verification_id}")
+
+    assert response.status_code == 200
+    assert not [q for q in queries if "integrations_botapikey" in q["sql"]]
+
+
+def test_a_key_revoked_by_another_worker_stops_working_within_the_cache_time(
+    api, api_key, verification_id, settings
+):
+    # Another process's revocation reaches this one only through the database.
+    settings.API_KEY_CACHE_SECONDS = 5
+    BotAPIKey.objects.filter(pk=key_row(api_key).pk).update(revoked=True)
+    assert api.get(f"{VERIFICATIONS}/{verification_id}").status_code == 200
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=5)):
+        response = api.get(f"{VERIFICATIONS}/{verification_id}")
+
+    assert_unauthenticated(response)
+
+
+def test_with_no_cache_time_every_request_checks_the_database(
+    api, api_key, verification_id, settings
+):
+    settings.API_KEY_CACHE_SECONDS = 0
+    BotAPIKey.objects.filter(pk=key_row(api_key).pk).update(revoked=True)
 
     response = api.get(f"{VERIFICATIONS}/{verification_id}")
 
