@@ -99,6 +99,15 @@ class Verification(models.Model):
     provider_from_number = models.CharField(max_length=40, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+    # The phone's limits, joined on the number (no column of its own), so a
+    # check reads and locks the verification and its phone's row in one query.
+    phone_state = models.ForeignObject(
+        "PhoneState",
+        on_delete=models.DO_NOTHING,
+        from_fields=["phone"],
+        to_fields=["phone"],
+        related_name="+",
+    )
 
     objects = VerificationQuerySet.as_manager()
 

@@ -127,15 +127,10 @@ def check_code(verification_id: object, code: str, *, bot: Bot | None) -> CheckR
     now = timezone.now()
     locked_until = None
     with transaction.atomic():
-        verification = _locked_verification(verification_id, bot)
+        verification, state = _locked_verification_and_phone(verification_id, bot)
         _expire_if_due(verification, now)
         if verification.status != Status.PENDING:
             return CheckResult(verification, verified=False)
-        # The phone's row is locked too (always after the verification's, as
-        # in a resend, so the two never deadlock): checks of several
-        # verifications of one number then count their failures one after
-        # the other, and none compares a code once the phone is locked.
-        state, _ = PhoneState.objects.select_for_update().get_or_create(phone=verification.phone)
         if state.is_locked(now):
             locked_until = state.locked_until
         elif verification.code_matches(code):
@@ -197,7 +192,11 @@ def _reserve_send(phone: str, now: datetime) -> None:
     so concurrent sends to one number are counted one after the other. The
     caller takes from the day's allowance (`_take_from_daily_cap`) last.
     """
-    state, _ = PhoneState.objects.select_for_update().get_or_create(phone=phone)
+    state, created = PhoneState.objects.select_for_update().get_or_create(
+        phone=phone, defaults={"recent_sends": [now.isoformat()]}
+    )
+    if created:
+        return  # the number's first send: its row starts with it, locked by the insert
     if state.is_locked(now):
         raise PhoneLockedError(retry_after=_seconds_until(state.locked_until, now))
 
@@ -321,6 +320,32 @@ def _locked_verification(verification_id: object, bot: Bot | None) -> Verificati
         return Verification.objects.for_bot(bot).select_for_update().get(pk=pk)
     except Verification.DoesNotExist:
         raise VerificationNotFoundError() from None
+
+
+def _locked_verification_and_phone(
+    verification_id: object, bot: Bot | None
+) -> tuple[Verification, PhoneState]:
+    """The verification and its phone's row, both locked until the transaction ends.
+
+    Checks of several verifications of one number then count their failures
+    one after the other, and none compares a code once the phone is locked.
+    One query locks both rows, the verification's first, as a resend does,
+    so the two never deadlock.
+    """
+    pk = _verification_pk(verification_id)
+    try:
+        verification = (
+            Verification.objects.for_bot(bot)
+            .select_related("phone_state")
+            .select_for_update(of=("self", "phone_state"))
+            .get(pk=pk)
+        )
+    except Verification.DoesNotExist:
+        # Not found, or its phone has no row yet (a send always makes one).
+        verification = _locked_verification(verification_id, bot)
+        state, _ = PhoneState.objects.select_for_update().get_or_create(phone=verification.phone)
+        return verification, state
+    return verification, verification.phone_state
 
 
 def _expire_if_due(verification: Verification, now: datetime) -> None:

@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from phonenumbers import PhoneNumberType
 
-from integrations.models import Verification, VerificationEvent
+from integrations.models import PhoneState, Verification, VerificationEvent
 from tests.otp_helpers import (
     GB_MOBILE,
     GUIDE_SEND,
@@ -227,6 +227,32 @@ def test_max_attempts_closes_the_verification_and_the_right_code_is_then_refused
     assert checked.json()["verified"] is False
     assert checked.json()["status"] == "max_attempts_reached"
     assert checked.json()["attempts_left"] == 0
+
+
+def test_a_check_works_when_the_phone_has_no_limits_row(api, outbox, settings):
+    # Rows made outside a send (an import, a restored backup) may lack one.
+    first_id = start(api).json()["id"]
+    code = inbox_code(outbox)
+    PhoneState.objects.all().delete()
+
+    wrong = check(api, first_id, wrong_code_for(code))
+    right = check(api, first_id, code)
+
+    assert wrong.json()["attempts_left"] == settings.OTP_MAX_CHECK_ATTEMPTS - 1
+    assert right.json()["verified"] is True
+    assert PhoneState.objects.get(phone=US_PHONE).consecutive_failures == 0
+
+
+def test_a_check_locks_its_verification_and_phone_in_one_query(api, outbox):
+    verification_id = start(api).json()["id"]
+    code = inbox_code(outbox)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert check(api, verification_id, code).json()["verified"] is True
+
+    reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT")]
+    assert len(reads) == 1
+    assert "integrations_phonestate" in reads[0]
 
 
 # --- The per-phone lock ----------------------------------------------------------------
