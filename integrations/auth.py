@@ -59,17 +59,15 @@ def validated_key(key: str) -> BotAPIKey:
                 raise exceptions.AuthenticationFailed("Invalid API key.")
             return api_key
     prefix = key.partition(".")[0]
-    api_key = (
-        BotAPIKey.objects.get_usable_keys().select_related("bot").filter(prefix=prefix).first()
-    )
+    found = BotAPIKey.objects.get_usable_keys().select_related("bot").filter(prefix=prefix).first()
     # is_valid() compares hashes in constant time.
-    if api_key is None or not api_key.is_valid(key) or api_key.has_expired:
+    if found is None or not found.is_valid(key) or found.has_expired:
         _validated.pop(digest, None)
         raise exceptions.AuthenticationFailed("Invalid API key.")
     if len(_validated) >= MAX_VALIDATED_KEYS:
         _validated.clear()
-    _validated[digest] = (time.time(), api_key)
-    return api_key
+    _validated[digest] = (time.time(), found)
+    return found
 
 
 def forget_validated_keys(**kwargs: object) -> None:
