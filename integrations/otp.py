@@ -4,11 +4,15 @@ Sending is three steps so that no lock is held during the provider's network
 call: reserve the send atomically (limits checked, counters taken, code
 hash stored), call the provider outside any transaction, then record the
 outcome atomically. A send refused by a limit never reaches the provider.
+The day's cap, one row that every send updates, is taken just before the
+reservation in a statement of its own and given back if the reservation fails.
 """
 
 import math
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -57,7 +61,7 @@ def start_verification(
     phone, country = normalize_phone(to)
     now = timezone.now()
     code = generate_code()
-    with transaction.atomic():
+    with _daily_allowance(now), transaction.atomic():
         _reserve_send(phone, now)
         verification = Verification(
             bot=bot,
@@ -76,7 +80,6 @@ def start_verification(
             verification.provider_from_number = account.from_number
         verification.code_hmac = verification.hash_code(code)
         verification.save(force_insert=True)
-        _take_from_daily_cap(now)
     _deliver(verification, code, event=Event.SENT)
     return verification
 
@@ -97,23 +100,23 @@ def resend_code(verification_id: object, *, bot: Bot | None) -> Verification:
     """
     now = timezone.now()
     code = generate_code()
-    with transaction.atomic():
-        verification = _locked_verification(verification_id, bot)
-        _expire_if_due(verification, now)
-        closed = verification.status != Status.PENDING
-        if not closed:
-            _reserve_send(verification.phone, now)
-            verification.code_hmac = verification.hash_code(code)
-            verification.send_count += 1  # the row is locked: no lost update
-            verification.expires_at = now + timedelta(seconds=settings.OTP_TTL_SECONDS)
-            verification.last_sent_at = now
-            verification.save(
-                update_fields=["code_hmac", "send_count", "expires_at", "last_sent_at"]
-            )
-            _take_from_daily_cap(now)
-    if closed:
-        # Raised after the commit, so an expiry recorded above is kept.
-        raise VerificationClosedError()
+    with _daily_allowance(now):
+        with transaction.atomic():
+            verification = _locked_verification(verification_id, bot)
+            _expire_if_due(verification, now)
+            closed = verification.status != Status.PENDING
+            if not closed:
+                _reserve_send(verification.phone, now)
+                verification.code_hmac = verification.hash_code(code)
+                verification.send_count += 1  # the row is locked: no lost update
+                verification.expires_at = now + timedelta(seconds=settings.OTP_TTL_SECONDS)
+                verification.last_sent_at = now
+                verification.save(
+                    update_fields=["code_hmac", "send_count", "expires_at", "last_sent_at"]
+                )
+        if closed:
+            # Raised after the commit, so an expiry recorded above is kept.
+            raise VerificationClosedError()
     _deliver(verification, code, event=Event.RESENT)
     return verification
 
@@ -189,8 +192,7 @@ def _reserve_send(phone: str, now: datetime) -> None:
     """Take one send from the phone's allowance, or raise.
 
     Must run inside a transaction: the phone's row stays locked until commit,
-    so concurrent sends to one number are counted one after the other. The
-    caller takes from the day's allowance (`_take_from_daily_cap`) last.
+    so concurrent sends to one number are counted one after the other.
     """
     state, created = PhoneState.objects.select_for_update().get_or_create(
         phone=phone, defaults={"recent_sends": [now.isoformat()]}
@@ -216,23 +218,31 @@ def _reserve_send(phone: str, now: datetime) -> None:
     state.save(update_fields=["recent_sends"])
 
 
-def _take_from_daily_cap(now: datetime) -> None:
-    """Count one message against SMS_DAILY_CAP, or raise (fails closed).
+@contextmanager
+def _daily_allowance(now: datetime) -> Iterator[None]:
+    """Take one message from the day's SMS_DAILY_CAP for the block, or raise (fails closed).
 
-    A conditional UPDATE: the database refuses to go past the cap even when
-    many workers send at once. Every send of the day updates this one row,
-    so callers run it last before their commit, to hold its lock briefly.
+    Every send of the day updates one row, so it is taken in a statement of
+    its own, committed at once, rather than locked for a whole reservation
+    (sends would queue behind each other's commits). When the block raises,
+    as when a per-phone limit refuses the send, the message is given back.
     """
     day = now.date()
-    if _increment_daily_count(day):
-        return
-    # No row updated: the day's row is missing, or the cap is reached.
-    DailySendCount.objects.get_or_create(day=day)
     if not _increment_daily_count(day):
-        raise DailyCapReachedError()
+        # No row updated: the day's row is missing, or the cap is reached.
+        DailySendCount.objects.get_or_create(day=day)
+        if not _increment_daily_count(day):
+            raise DailyCapReachedError()
+    try:
+        yield
+    except BaseException:
+        DailySendCount.objects.filter(day=day, count__gt=0).update(count=F("count") - 1)
+        raise
 
 
 def _increment_daily_count(day: date) -> bool:
+    # A conditional UPDATE: the database refuses to go past the cap even when
+    # many workers send at once.
     return bool(
         DailySendCount.objects.filter(day=day, count__lt=settings.SMS_DAILY_CAP).update(
             count=F("count") + 1

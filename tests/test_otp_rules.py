@@ -492,6 +492,19 @@ def test_a_send_refused_by_the_daily_cap_costs_the_phone_nothing(api, outbox, se
     assert start(api, US_PHONE).status_code == 201
 
 
+def test_sends_refused_by_a_phone_limit_cost_the_daily_cap_nothing(api, outbox, settings, clock):
+    settings.SMS_DAILY_CAP = 2
+    verification_id = start(api, US_PHONE).json()["id"]
+    assert start(api, US_PHONE).json()["code"] == "rate_limited"
+    assert resend(api, verification_id).json()["code"] == "rate_limited"
+    cancel(api, verification_id)
+    later(clock, settings.OTP_RESEND_COOLDOWN_SECONDS + 1)
+    assert resend(api, verification_id).json()["code"] == "verification_closed"
+
+    assert start(api, US_PHONE_2).status_code == 201
+    assert start(api, US_PHONE_3).json()["code"] == "daily_cap_reached"
+
+
 # --- Resend and cancel --------------------------------------------------------------------
 
 
