@@ -11,13 +11,14 @@ reservation in a statement of its own and given back if the reservation fails.
 import math
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TypeVar
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -37,6 +38,7 @@ from .phones import normalize_phone
 
 Status = Verification.Status
 Event = VerificationEvent.Kind
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -61,25 +63,29 @@ def start_verification(
     phone, country = normalize_phone(to)
     now = timezone.now()
     code = generate_code()
-    with _daily_allowance(now), transaction.atomic():
+    verification = Verification(
+        bot=bot,
+        phone=phone,
+        country=country,
+        channel=channel,
+        user_ref=user_ref,
+        expires_at=now + timedelta(seconds=settings.OTP_TTL_SECONDS),
+        last_sent_at=now,
+        send_count=1,
+        created_at=now,
+    )
+    if account is not None:
+        verification.provider_account_sid = account.account_sid
+        verification.provider_auth_token = account.auth_token
+        verification.provider_from_number = account.from_number
+    verification.code_hmac = verification.hash_code(code)
+
+    def reserve() -> None:
         _reserve_send(phone, now)
-        verification = Verification(
-            bot=bot,
-            phone=phone,
-            country=country,
-            channel=channel,
-            user_ref=user_ref,
-            expires_at=now + timedelta(seconds=settings.OTP_TTL_SECONDS),
-            last_sent_at=now,
-            send_count=1,
-            created_at=now,
-        )
-        if account is not None:
-            verification.provider_account_sid = account.account_sid
-            verification.provider_auth_token = account.auth_token
-            verification.provider_from_number = account.from_number
-        verification.code_hmac = verification.hash_code(code)
         verification.save(force_insert=True)
+
+    with _daily_allowance(now):
+        _atomic_with_one_retry(reserve)
     _deliver(verification, code, event=Event.SENT)
     return verification
 
@@ -100,21 +106,24 @@ def resend_code(verification_id: object, *, bot: Bot | None) -> Verification:
     """
     now = timezone.now()
     code = generate_code()
+
+    def reserve() -> Verification:
+        verification = _locked_verification(verification_id, bot)
+        _expire_if_due(verification, now)
+        if verification.status == Status.PENDING:
+            _reserve_send(verification.phone, now)
+            verification.code_hmac = verification.hash_code(code)
+            verification.send_count += 1  # the row is locked: no lost update
+            verification.expires_at = now + timedelta(seconds=settings.OTP_TTL_SECONDS)
+            verification.last_sent_at = now
+            verification.save(
+                update_fields=["code_hmac", "send_count", "expires_at", "last_sent_at"]
+            )
+        return verification
+
     with _daily_allowance(now):
-        with transaction.atomic():
-            verification = _locked_verification(verification_id, bot)
-            _expire_if_due(verification, now)
-            closed = verification.status != Status.PENDING
-            if not closed:
-                _reserve_send(verification.phone, now)
-                verification.code_hmac = verification.hash_code(code)
-                verification.send_count += 1  # the row is locked: no lost update
-                verification.expires_at = now + timedelta(seconds=settings.OTP_TTL_SECONDS)
-                verification.last_sent_at = now
-                verification.save(
-                    update_fields=["code_hmac", "send_count", "expires_at", "last_sent_at"]
-                )
-        if closed:
+        verification = _atomic_with_one_retry(reserve)
+        if verification.status != Status.PENDING:
             # Raised after the commit, so an expiry recorded above is kept.
             raise VerificationClosedError()
     _deliver(verification, code, event=Event.RESENT)
@@ -194,11 +203,15 @@ def _reserve_send(phone: str, now: datetime) -> None:
     Must run inside a transaction: the phone's row stays locked until commit,
     so concurrent sends to one number are counted one after the other.
     """
-    state, created = PhoneState.objects.select_for_update().get_or_create(
-        phone=phone, defaults={"recent_sends": [now.isoformat()]}
-    )
-    if created:
-        return  # the number's first send: its row starts with it, locked by the insert
+    try:
+        state = PhoneState.objects.select_for_update().get(phone=phone)
+    except PhoneState.DoesNotExist:
+        # The number's first send: its row starts with it, locked by the insert.
+        try:
+            PhoneState.objects.create(phone=phone, recent_sends=[now.isoformat()])
+        except IntegrityError:
+            raise _PhoneRowRace() from None
+        return
     if state.is_locked(now):
         raise PhoneLockedError(retry_after=_seconds_until(state.locked_until, now))
 
@@ -216,6 +229,25 @@ def _reserve_send(phone: str, now: datetime) -> None:
 
     state.recent_sends = [t.isoformat() for t in [*recent, now]]
     state.save(update_fields=["recent_sends"])
+
+
+class _PhoneRowRace(Exception):
+    """Two first sends to one number both inserted its row; the later insert failed."""
+
+
+def _atomic_with_one_retry(reserve: Callable[[], T]) -> T:
+    """Run `reserve` in a transaction, and once more after a `_PhoneRowRace`.
+
+    The later of two first sends to a number fails on inserting the phone's
+    row once the earlier commits (without a savepoint its whole transaction
+    is void); run again, it finds that row and counts against it.
+    """
+    try:
+        with transaction.atomic():
+            return reserve()
+    except _PhoneRowRace:
+        with transaction.atomic():
+            return reserve()
 
 
 @contextmanager
