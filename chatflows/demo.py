@@ -27,6 +27,14 @@ SEND_FAILED_TEXT = (
     "Sorry, we could not send a code to that number. Please check the number, "
     "or try again in a few minutes."
 )
+TOO_SOON_TEXT = (
+    "We sent a code to this number moments ago. Please wait half a minute "
+    "before asking for another one."
+)
+LOCKED_TEXT = (
+    "Too many wrong codes were entered for this number, so it is locked for a "
+    "while. Please try again later."
+)
 
 
 class DemoSetupError(Exception):
@@ -77,8 +85,20 @@ def demo_steps() -> list[dict[str, Any]]:
         {"label": "goodbye", "kind": "message",
          "text": "All right. Come back any time to verify your number."},
         {"label": "end_goodbye", "kind": "end"},
-        {"label": "send_failed", "kind": "message", "text": SEND_FAILED_TEXT},
+        # Send OTP failed: its error `code` is in otp_error.
+        {"label": "send_failed", "kind": "condition", "attribute": "otp_error",
+         "operator": "equals", "value": "rate_limited", "next": "too_soon"},
+        {"label": "is_locked", "kind": "condition", "attribute": "otp_error",
+         "operator": "equals", "value": "phone_locked", "next": "locked"},
+        {"label": "not_sent", "kind": "message", "text": SEND_FAILED_TEXT},
         {"label": "retry_phone", "kind": "goto", "next": "ask_phone"},
+        {"label": "too_soon", "kind": "ask", "expects": "choice", "attribute": "otp_new_code",
+         "choices": f"{NEW_CODE}\n{NO_THANKS}", "text": TOO_SOON_TEXT},
+        {"label": "wants_code_after_wait", "kind": "condition", "attribute": "otp_new_code",
+         "operator": "equals", "value": NEW_CODE, "next": "send"},
+        {"label": "no_code_after_wait", "kind": "goto", "next": "goodbye"},
+        {"label": "locked", "kind": "message", "text": LOCKED_TEXT},
+        {"label": "end_locked", "kind": "end"},
         {"label": "verify_failed", "kind": "message",
          "text": "Sorry, we could not check your code just now.", "next": "offer_new_code"},
     ]  # fmt: skip

@@ -124,14 +124,37 @@ def test_three_wrong_codes_offer_a_new_code_which_works(chat, outbox, settings):
     assert conversation.texts == [demo.VERIFIED_TEXT]
 
 
-def test_a_new_code_asked_for_too_soon_says_sending_failed(chat, outbox):
+def test_a_new_code_asked_for_too_soon_asks_to_wait_then_sends_it(chat, outbox, settings):
     conversation = chat()
     conversation.say(PHONE)
     for _ in range(demo.TRIES):
         conversation.say(wrong(code_in(outbox[0])))
     body = conversation.say(demo.NEW_CODE)
-    assert conversation.texts[0] == demo.SEND_FAILED_TEXT
-    assert body["expects"] == "phone"
+    assert conversation.texts == [demo.TOO_SOON_TEXT]
+    assert body["choices"] == [demo.NEW_CODE, demo.NO_THANKS]
+    assert len(outbox) == 1
+
+    later = datetime.now(tz=UTC) + timedelta(seconds=settings.OTP_RESEND_COOLDOWN_SECONDS + 1)
+    with time_machine.travel(later, tick=True):
+        body = conversation.say(demo.NEW_CODE)
+        assert body["expects"] == "code"
+        conversation.say(code_in(outbox[1]))
+    assert conversation.texts == [demo.VERIFIED_TEXT]
+
+
+def test_a_locked_phone_is_told_to_come_back_later(chat, outbox, settings):
+    settings.OTP_PHONE_LOCK_FAILURES = demo.TRIES
+    conversation = chat()
+    conversation.say(PHONE)
+    for _ in range(demo.TRIES):
+        conversation.say(wrong(code_in(outbox[0])))
+
+    later = datetime.now(tz=UTC) + timedelta(seconds=settings.OTP_RESEND_COOLDOWN_SECONDS + 1)
+    with time_machine.travel(later, tick=True):
+        conversation.say(demo.NEW_CODE)
+
+    assert conversation.texts == [demo.LOCKED_TEXT]
+    assert conversation.last["status"] == "finished"
     assert len(outbox) == 1
 
 
