@@ -16,7 +16,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from bench.models import BenchCounter
@@ -58,7 +58,27 @@ class Command(BaseCommand):
             payload = prepare_flow(count)
         else:  # argparse's choices keep this unreachable
             raise CommandError(f"Unknown scenario {scenario!r}.")
+        settle_database()
         Path(out).write_text(json.dumps(payload))
+
+
+def settle_database() -> None:
+    """Write out what earlier scenarios and this preparation left behind.
+
+    Thousands of rows inserted in bulk leave dirty pages, dead rows and stale
+    planner statistics; without this, the next scenario's commits would wait
+    behind a checkpoint or an autovacuum it did not cause.
+    """
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("VACUUM ANALYZE")
+            try:
+                cursor.execute("CHECKPOINT")  # superuser or pg_checkpoint only
+            except DatabaseError:
+                pass
+        elif connection.vendor == "sqlite":
+            cursor.execute("ANALYZE")
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def create_bench_key() -> str:
