@@ -20,7 +20,7 @@ created fresh and dropped afterwards), otherwise a fresh SQLite file; REDIS_URL
 makes the cache use Redis. Results go to `bench/results/latest.json` and
 `latest.md`. Every process started here is stopped at the end, on errors too.
 
-Environment: BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_WORKERS (2),
+Environment: BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_WORKERS (4),
 BENCH_THREADS (16), BENCH_CLIENTS (32), BENCH_LATENCY (0.15),
 BENCH_LOADGEN_PROCESSES (2), BENCH_SCENARIOS (all), BENCH_POOL_RATE (1500:
 targets prepared per second of `write_floor` and `check`), BENCH_FLOW_CLIENTS,
@@ -106,7 +106,7 @@ class Config:
         return cls(
             seconds=float(env.get("BENCH_SECONDS", "10")),
             warmup=float(env.get("BENCH_WARMUP", "2")),
-            workers=int(env.get("BENCH_WORKERS", "2")),
+            workers=int(env.get("BENCH_WORKERS", "4")),
             threads=int(env.get("BENCH_THREADS", "16")),
             clients=int(env.get("BENCH_CLIENTS", "32")),
             latency=float(env.get("BENCH_LATENCY", "0.15")),

@@ -371,15 +371,15 @@ def _locked_verification_and_phone(
 
     Checks of several verifications of one number then count their failures
     one after the other, and none compares a code once the phone is locked.
-    One query locks both rows, the verification's first, as a resend does,
-    so the two never deadlock.
+    One query locks both rows (FOR UPDATE locks every row of an inner join),
+    the verification's first, as a resend does, so the two never deadlock.
     """
     pk = _verification_pk(verification_id)
     try:
         verification = (
             Verification.objects.for_bot(bot)
             .select_related("phone_state")
-            .select_for_update(of=("self", "phone_state"))
+            .select_for_update()
             .get(pk=pk)
         )
     except Verification.DoesNotExist:
