@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 4
-THREADS ?= 16
+THREADS ?= 32
 
 .PHONY: install run serve test lint format bench clean
 

@@ -11,9 +11,9 @@ Scenarios, each measured for BENCH_SECONDS after a warm-up:
   twilio client to a fake Twilio that answers after BENCH_LATENCY seconds;
 - `flow`: one whole conversation of the demo flow (phone, Send OTP through
   the Developer Section's API call to this same server, code from the fake
-  Twilio, Verify OTP), with BENCH_FLOW_CLIENTS (a quarter of the server's
-  threads) concurrent conversations: each message that runs an API call holds
-  one server thread while its call needs another.
+  Twilio, Verify OTP), with BENCH_FLOW_CLIENTS (half of BENCH_CLIENTS)
+  concurrent conversations: each message that runs an API call holds one
+  server thread while its call needs another.
 
 The database is PostgreSQL when DATABASE_URL is set (a database of its own,
 created fresh and dropped afterwards), otherwise a fresh SQLite file; REDIS_URL
@@ -21,7 +21,7 @@ makes the cache use Redis. Results go to `bench/results/latest.json` and
 `latest.md`. Every process started here is stopped at the end, on errors too.
 
 Environment: BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_WORKERS (4),
-BENCH_THREADS (16), BENCH_CLIENTS (32), BENCH_LATENCY (0.15),
+BENCH_THREADS (32), BENCH_CLIENTS (32), BENCH_LATENCY (0.15),
 BENCH_LOADGEN_PROCESSES (2), BENCH_SCENARIOS (all), BENCH_POOL_RATE (1500:
 targets prepared per second of `write_floor` and `check`), BENCH_FLOW_CLIENTS,
 BENCH_RESULTS_DIR (bench/results).
@@ -107,7 +107,7 @@ class Config:
             seconds=float(env.get("BENCH_SECONDS", "10")),
             warmup=float(env.get("BENCH_WARMUP", "2")),
             workers=int(env.get("BENCH_WORKERS", "4")),
-            threads=int(env.get("BENCH_THREADS", "16")),
+            threads=int(env.get("BENCH_THREADS", "32")),
             clients=int(env.get("BENCH_CLIENTS", "32")),
             latency=float(env.get("BENCH_LATENCY", "0.15")),
             loadgen_processes=int(env.get("BENCH_LOADGEN_PROCESSES", "2")),
@@ -336,7 +336,7 @@ def scenario_job(stack: Stack, name: str) -> dict[str, Any] | None:
                 "twilio_sid": FAKE_TWILIO_SID,
                 "twilio_token": stack.twilio_token,
             },
-            "connections": config.flow_clients or max(config.workers * config.threads // 4, 1),
+            "connections": config.flow_clients or max(config.clients // 2, 1),
             "headers": auth,
             "expect_body": prepared["expect"],
         }

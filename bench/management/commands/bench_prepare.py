@@ -9,6 +9,7 @@
 Each target is `[method, path, body]`, used once by the load generator.
 """
 
+import contextlib
 import json
 from collections.abc import Iterator
 from datetime import timedelta
@@ -72,10 +73,8 @@ def settle_database() -> None:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("VACUUM ANALYZE")
-            try:
-                cursor.execute("CHECKPOINT")  # superuser or pg_checkpoint only
-            except DatabaseError:
-                pass
+            with contextlib.suppress(DatabaseError):  # superuser or pg_checkpoint only
+                cursor.execute("CHECKPOINT")
         elif connection.vendor == "sqlite":
             cursor.execute("ANALYZE")
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
