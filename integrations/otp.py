@@ -216,9 +216,13 @@ def _reserve_send(phone: str, now: datetime) -> None:
         raise PhoneLockedError(retry_after=_seconds_until(state.locked_until, now))
 
     window = timedelta(seconds=settings.OTP_SEND_WINDOW_SECONDS)
-    recent = [t for t in map(datetime.fromisoformat, state.recent_sends) if t > now - window]
-    if recent:
-        cooldown_ends = recent[-1] + timedelta(seconds=settings.OTP_RESEND_COOLDOWN_SECONDS)
+    # Sorted, not trusted to be in order: `now` was read before the row's lock
+    # was granted (and app servers' clocks differ a little), so a send may
+    # record a time earlier than the last one recorded.
+    recent = sorted(t for t in map(datetime.fromisoformat, state.recent_sends) if t > now - window)
+    cooldown = timedelta(seconds=settings.OTP_RESEND_COOLDOWN_SECONDS)
+    if recent and cooldown:
+        cooldown_ends = recent[-1] + cooldown
         if now < cooldown_ends:
             raise RateLimitedError(
                 "A code was sent to this number moments ago. Wait before asking for another.",
@@ -227,7 +231,7 @@ def _reserve_send(phone: str, now: datetime) -> None:
     if len(recent) >= settings.OTP_MAX_SENDS_PER_PHONE:
         raise RateLimitedError(retry_after=_seconds_until(recent[0] + window, now))
 
-    state.recent_sends = [t.isoformat() for t in [*recent, now]]
+    state.recent_sends = [t.isoformat() for t in sorted([*recent, now])]
     state.save(update_fields=["recent_sends"])
 
 
