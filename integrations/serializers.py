@@ -95,6 +95,18 @@ class VerificationSerializer(serializers.Serializer):
         return serializers.DateTimeField().to_representation(moment)
 
 
+# Every response renders through this one instance: making a serializer
+# deep-copies its declared fields (a tenth of a millisecond for these ten,
+# as much as the code check's own UPDATE), and rendering keeps no state on
+# the instance, so threads can share it.
+_verification_shape = VerificationSerializer()
+
+
+def verification_data(verification: Verification) -> dict[str, Any]:
+    """A verification as the native API shows it (VerificationSerializer's shape)."""
+    return _verification_shape.to_representation(verification)
+
+
 class CheckResultSerializer(VerificationSerializer):
     verified = serializers.BooleanField()
 

@@ -78,14 +78,14 @@ class VerificationListView(APIView):
         verification = otp.start_verification(
             data["to"], bot=bot_of(request), channel=data["channel"], user_ref=data["user_ref"]
         )
-        return Response(serializers.VerificationSerializer(verification).data, status=201)
+        return Response(serializers.verification_data(verification), status=201)
 
 
 class VerificationDetailView(APIView):
     @extend_schema(responses=serializers.VerificationSerializer, summary="Get a verification")
     def get(self, request: Request, verification_id: str) -> Response:
         verification = otp.get_verification(verification_id, bot=bot_of(request))
-        return Response(serializers.VerificationSerializer(verification).data)
+        return Response(serializers.verification_data(verification))
 
 
 class VerificationCheckView(APIView):
@@ -97,7 +97,7 @@ class VerificationCheckView(APIView):
     def post(self, request: Request, verification_id: str) -> Response:
         data = _validated(serializers.CheckVerificationSerializer, request)
         result = otp.check_code(verification_id, data["code"], bot=bot_of(request))
-        body = serializers.VerificationSerializer(result.verification).data
+        body = serializers.verification_data(result.verification)
         return Response({**body, "verified": result.verified})
 
 
@@ -110,7 +110,7 @@ class VerificationResendView(APIView):
     def post(self, request: Request, verification_id: str) -> Response:
         _validated(serializers.EmptySerializer, request)
         verification = otp.resend_code(verification_id, bot=bot_of(request))
-        return Response(serializers.VerificationSerializer(verification).data)
+        return Response(serializers.verification_data(verification))
 
 
 class VerificationCancelView(APIView):
@@ -122,7 +122,7 @@ class VerificationCancelView(APIView):
     def post(self, request: Request, verification_id: str) -> Response:
         _validated(serializers.EmptySerializer, request)
         verification = otp.cancel_verification(verification_id, bot=bot_of(request))
-        return Response(serializers.VerificationSerializer(verification).data)
+        return Response(serializers.verification_data(verification))
 
 
 def _validated(serializer_class: type, request: Request) -> dict:

@@ -259,6 +259,38 @@ def test_a_check_locks_its_verification_and_phone_in_one_query(api, outbox):
     assert "integrations_phonestate" in reads[0]
 
 
+def updates_of_verifications() -> tuple[int, int]:
+    """(rows updated, of which HOT) in the verification table by this transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables"
+            " WHERE relname = 'integrations_verification'"
+        )
+        return cursor.fetchone()
+
+
+def test_a_check_rewrites_no_index_of_its_verification(api, outbox):
+    # PostgreSQL updates the row in place (HOT) only while no index holds a
+    # column the check changes; an index on status would double its writes.
+    if connection.vendor != "postgresql":
+        pytest.skip("HOT updates are PostgreSQL's")
+    verification_id = start(api).json()["id"]
+    code = inbox_code(outbox)
+    updated, hot = updates_of_verifications()
+
+    assert check(api, verification_id, code).json()["verified"] is True
+
+    assert updates_of_verifications() == (updated + 1, hot + 1)
+
+
+def test_verification_pages_keep_room_for_updated_rows(db):
+    if connection.vendor != "postgresql":
+        pytest.skip("fillfactor is PostgreSQL's")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'integrations_verification'")
+        assert cursor.fetchone()[0] == ["fillfactor=90"]
+
+
 # --- The per-phone lock ----------------------------------------------------------------
 
 
