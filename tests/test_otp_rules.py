@@ -287,7 +287,9 @@ def test_verification_pages_keep_room_for_updated_rows(db):
     if connection.vendor != "postgresql":
         pytest.skip("fillfactor is PostgreSQL's")
     with connection.cursor() as cursor:
-        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'integrations_verification'")
+        cursor.execute(
+            "SELECT reloptions FROM pg_class WHERE relname = %s", ["integrations_verification"]
+        )
         assert cursor.fetchone()[0] == ["fillfactor=90"]
 
 
