@@ -4,6 +4,7 @@ Every setting comes from the environment (or a `.env` file beside manage.py);
 each one is listed once here and once in `.env.example`.
 """
 
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -228,6 +229,14 @@ OTP_PHONE_LOCK_FAILURES = env.int("OTP_PHONE_LOCK_FAILURES", default=10)
 OTP_PHONE_LOCK_SECONDS = env.int("OTP_PHONE_LOCK_SECONDS", default=900)
 OTP_ALLOWED_COUNTRIES = [c.upper() for c in env.list("OTP_ALLOWED_COUNTRIES", default=[])]
 SMS_DAILY_CAP = env.int("SMS_DAILY_CAP", default=10000)
+# Sends (new verifications and resends) per bot: N/second, N/minute, N/hour or
+# N/day; empty for no cap. Counted in the cache, so Redis in production.
+BOT_SEND_RATE = env.str("BOT_SEND_RATE", default="60/minute").strip()
+if BOT_SEND_RATE and not re.fullmatch(r"[1-9][0-9]*/(second|minute|hour|day)", BOT_SEND_RATE):
+    raise ImproperlyConfigured(
+        f"BOT_SEND_RATE must look like 60/minute (second, minute, hour or day), "
+        f"or be empty; not {BOT_SEND_RATE!r}."
+    )
 # A worker reuses an API key it has validated for this long (0: never). Revoking
 # or deleting a key in the admin clears the worker that saved it at once; the
 # other workers stop accepting the key within this many seconds.

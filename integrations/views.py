@@ -11,12 +11,14 @@ from rest_framework.views import APIView
 from . import otp, serializers
 from .auth import bot_of
 from .sms import ProviderAccount
+from .throttles import BotSendRateThrottle
 
 # --- The guide's endpoints ----------------------------------------------------------
 
 
 class GuideSendView(APIView):
     guide_style_errors = True
+    throttle_classes = [BotSendRateThrottle]
 
     @extend_schema(
         request=serializers.GuideSendSerializer,
@@ -68,6 +70,8 @@ class GuideVerifyView(APIView):
 
 
 class VerificationListView(APIView):
+    throttle_classes = [BotSendRateThrottle]
+
     @extend_schema(
         request=serializers.StartVerificationSerializer,
         responses={201: serializers.VerificationSerializer},
@@ -102,6 +106,8 @@ class VerificationCheckView(APIView):
 
 
 class VerificationResendView(APIView):
+    throttle_classes = [BotSendRateThrottle]
+
     @extend_schema(
         request=serializers.EmptySerializer,
         responses=serializers.VerificationSerializer,

@@ -1,6 +1,10 @@
 """Small helpers shared by the OTP service's tests: calls to the API and phone numbers."""
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import phonenumbers
@@ -73,3 +77,25 @@ class Inbox:
             found = (CODE_IN_BODY.search(m.body) for m in self.fake.messages)
             return [match.group(1) for match in found if match is not None]
         return [code_in(m) for m in LocmemBackend.outbox]
+
+
+def startup_failure(**environment: str) -> str:
+    """What Django printed failing to start with `environment` set (it must fail)."""
+    env = {
+        **os.environ,
+        "ENV_FILE": "",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "True",
+        **environment,
+    }
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
+    assert result.returncode != 0, "Django started"
+    return result.stderr

@@ -7,6 +7,7 @@ released together by a barrier, and every thread closes its connection.
 import threading
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -157,6 +158,27 @@ def test_twenty_concurrent_sends_to_one_phone_stay_within_the_send_window(
         answers, 201, 429
     )
     assert len(fake_twilio.requests) == 3
+
+
+def test_twenty_concurrent_sends_of_one_bot_stay_within_its_send_rate(
+    api_key, fake_twilio, settings, time_machine
+):
+    # The count lives in the cache: only Redis's INCR is atomic across processes.
+    if "redis" not in settings.CACHES["default"]["BACKEND"].lower():
+        pytest.skip("the per-bot send rate is atomic with Redis (REDIS_URL)")
+    settings.BOT_SEND_RATE = "5/minute"
+    time_machine.move_to(datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC), tick=False)
+    phones = [f"+1415555{2700 + i:04d}" for i in range(20)]
+
+    def request(client: APIClient, index: int) -> Any:
+        return client.post(VERIFICATIONS, {"to": phones[index]}, format="json")
+
+    answers = run_together(20, request, api_key)
+
+    assert Counter(a.status_code for a in answers) == {201: 5, 429: 15}, unexpected(
+        answers, 201, 429
+    )
+    assert len(fake_twilio.requests) == 5
 
 
 def test_twenty_concurrent_resends_stay_within_the_send_window(api, api_key, fake_twilio, settings):
