@@ -15,7 +15,7 @@ from twilio.request_validator import RequestValidator
 
 from .crypto import is_unreadable
 from .exceptions import InvalidSignatureError
-from .models import Verification, VerificationEvent
+from .models import SENDING_EVENTS, Verification, VerificationEvent
 
 # How far along each status is; a report only moves `delivery_status` forward.
 STATUS_RANK = {
@@ -50,11 +50,9 @@ def signing_token(*, message_sid: str, account_sid: str) -> str:
     verification keeps encrypted for this purpose; any other with the server's.
     """
     if message_sid and account_sid and account_sid != settings.TWILIO_ACCOUNT_SID:
-        verification = (
-            Verification.objects.filter(message_sid=message_sid, provider_account_sid=account_sid)
-            .only("provider_auth_token")
-            .first()
-        )
+        verification = _sender_of(message_sid, lock=False)
+        if verification is not None and verification.provider_account_sid != account_sid:
+            verification = None
         if verification is not None and is_unreadable(verification.provider_auth_token):
             # The token is stored but no configured key reads it: no signature
             # can be checked, so none is accepted (not even one made with the
@@ -78,19 +76,15 @@ def record_delivery_report(report: DeliveryReport) -> str:
     """Apply a report to its verification; return what happened.
 
     `recorded`, `duplicate` (this status was already reported for this
-    message) or `unknown_message` (no verification sent it, e.g. a message
-    replaced by a resend).
+    message) or `unknown_message` (no verification sent it). A report on a
+    message that a resend replaced goes into the timeline but leaves
+    `delivery_status`, which follows the message with the current code.
     """
     now = timezone.now()
     with transaction.atomic():
         # The row lock serialises concurrent copies of one report, so the
         # duplicate check below cannot be passed by both.
-        verification = (
-            Verification.objects.select_for_update()
-            .filter(message_sid=report.message_sid)
-            .order_by()
-            .first()
-        )
+        verification = _sender_of(report.message_sid, lock=True)
         if verification is None:
             return "unknown_message"
         seen = verification.events.filter(
@@ -101,7 +95,8 @@ def record_delivery_report(report: DeliveryReport) -> str:
         if seen:
             return "duplicate"
         current = STATUS_RANK.get(verification.delivery_status, -1)
-        if STATUS_RANK[report.status] >= current:
+        is_current_message = verification.message_sid == report.message_sid
+        if is_current_message and STATUS_RANK[report.status] >= current:
             verification.delivery_status = report.status
             verification.save(update_fields=["delivery_status", "updated_at"])
         detail = {"message_sid": report.message_sid, "status": report.status}
@@ -114,3 +109,24 @@ def record_delivery_report(report: DeliveryReport) -> str:
             detail=detail,
         )
     return "recorded"
+
+
+def _sender_of(message_sid: str, *, lock: bool) -> Verification | None:
+    """The verification that sent `message_sid`: its current message, or one a resend replaced.
+
+    A replaced message is found through the `sent`/`resent` event that
+    recorded it (a partial index on the events' message_sid serves this).
+    """
+    verifications = Verification.objects.select_for_update() if lock else Verification.objects
+    found = verifications.filter(message_sid=message_sid).order_by().first()
+    if found is None:
+        replaced = (
+            VerificationEvent.objects.filter(
+                kind__in=SENDING_EVENTS, detail__message_sid=message_sid
+            )
+            .values_list("verification_id", flat=True)
+            .first()
+        )
+        if replaced is not None:
+            found = verifications.filter(pk=replaced).first()
+    return found

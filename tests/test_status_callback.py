@@ -163,6 +163,59 @@ def test_a_bots_token_does_not_sign_reports_of_the_servers_account(
     assert response.status_code == 403
 
 
+def resent(api, verification: Verification, settings) -> str:
+    """Resend `verification`'s code; return the SID of the message it replaced."""
+    settings.OTP_RESEND_COOLDOWN_SECONDS = 0
+    replaced_sid = verification.message_sid
+    answer = api.post(f"/api/v1/verifications/{verification.pk}/resend", format="json")
+    assert answer.status_code == 200, answer.json()
+    verification.refresh_from_db()
+    assert verification.message_sid != replaced_sid
+    return replaced_sid
+
+
+def test_a_late_report_on_a_message_a_resend_replaced_goes_into_the_timeline(
+    api, verification, settings
+):
+    replaced_sid = resent(api, verification, settings)
+    form = report(verification, "undelivered", MessageSid=replaced_sid, ErrorCode="30003")
+
+    response = post(form)
+
+    assert response.json() == {"status": "recorded"}
+    [event] = delivery_events(verification)
+    assert event.detail == {
+        "message_sid": replaced_sid,
+        "status": "undelivered",
+        "error_code": "30003",
+    }
+    verification.refresh_from_db()
+    assert verification.delivery_status == ""
+
+
+def test_a_replaced_message_does_not_undo_the_current_ones_status(api, verification, settings):
+    replaced_sid = resent(api, verification, settings)
+    post(report(verification, "delivered"))
+
+    post(report(verification, "failed", MessageSid=replaced_sid))
+
+    verification.refresh_from_db()
+    assert verification.delivery_status == "delivered"
+    assert [e.detail["status"] for e in delivery_events(verification)] == ["delivered", "failed"]
+
+
+def test_a_replaced_message_of_a_bots_own_account_is_checked_with_that_accounts_token(
+    api, bot_account_verification, settings
+):
+    replaced_sid = resent(api, bot_account_verification, settings)
+    form = report(
+        bot_account_verification, "delivered", MessageSid=replaced_sid, AccountSid=BOT_SID
+    )
+
+    assert post(form, token=SERVER_TOKEN).status_code == 403
+    assert post(form, token=BOT_TOKEN).json() == {"status": "recorded"}
+
+
 # --- Bad input -------------------------------------------------------------------------
 
 
