@@ -107,6 +107,7 @@ class Verification(models.Model):
     provider_from_number = models.CharField(max_length=40, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+
     objects = VerificationQuerySet.as_manager()
 
     class Meta:

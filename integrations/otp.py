@@ -377,9 +377,9 @@ def _locked_verification_and_phone(
     one after the other, and none compares a code once the phone is locked.
     One statement locks both rows (FOR UPDATE locks every row of an inner
     join), the verification's first, as a resend does, so the two never
-    deadlock. It is written as SQL because every check runs it: building the
-    same select_related query in the ORM (26 columns, a join) cost more CPU
-    than the rest of the check's database work together.
+    deadlock. It is written as SQL because every check runs it: the ORM took
+    about 0.4 ms of CPU to build the same select_related query (26 columns
+    and a join), more than PostgreSQL took to run it.
     """
     pk = _verification_pk(verification_id)
     # As the ORM would send it: a native uuid on PostgreSQL, hex text on SQLite.
