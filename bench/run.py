@@ -1,6 +1,9 @@
 """`make bench`: start the app under gunicorn, load it from loopback, report req/s and latency.
 
-Scenarios, each measured for BENCH_SECONDS after a warm-up:
+Scenarios, each measured for BENCH_SECONDS after a warm-up, in BENCH_ROUNDS
+rounds (all scenarios in turn, then again), each scenario's figures pooled
+over its rounds: a shared machine whose speed drifts during the run then
+slows every scenario alike, and the ratios between them hold.
 
 - `bare`: a DRF endpoint with no database work, the stack's ceiling;
 - `write_floor`: lock one row by key, update it, insert one event, in one
@@ -20,7 +23,7 @@ created fresh and dropped afterwards), otherwise a fresh SQLite file; REDIS_URL
 makes the cache use Redis. Results go to `bench/results/latest.json` and
 `latest.md`. Every process started here is stopped at the end, on errors too.
 
-Environment: BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_WORKERS (4),
+Environment: BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_ROUNDS (3), BENCH_WORKERS (4),
 BENCH_THREADS (32), BENCH_CLIENTS (32), BENCH_LATENCY (0.15),
 BENCH_LOADGEN_PROCESSES (2), BENCH_SCENARIOS (all), BENCH_POOL_RATE (1500:
 targets prepared per second of `write_floor` and `check`), BENCH_FLOW_CLIENTS,
@@ -85,6 +88,7 @@ class BenchError(Exception):
 class Config:
     seconds: float
     warmup: float
+    rounds: int
     workers: int
     threads: int
     clients: int
@@ -106,6 +110,7 @@ class Config:
         return cls(
             seconds=float(env.get("BENCH_SECONDS", "10")),
             warmup=float(env.get("BENCH_WARMUP", "2")),
+            rounds=max(int(env.get("BENCH_ROUNDS", "3")), 1),
             workers=int(env.get("BENCH_WORKERS", "4")),
             threads=int(env.get("BENCH_THREADS", "32")),
             clients=int(env.get("BENCH_CLIENTS", "32")),
@@ -398,27 +403,46 @@ def measure(stack: Stack, name: str, job: dict[str, Any]) -> dict[str, Any]:
         for process, _ in running:
             stop(process)
 
-    latencies = sorted(lat for out in outputs for lat in out["latencies_ms"])
     exhausted = any(out["exhausted"] for out in outputs)
     window_end = end_at
     if exhausted:
         window_end = max((out["last_end"] for out in outputs), default=end_at)
-    window = max(window_end - measure_at, 1e-9)
+    return {
+        "latencies_ms": [lat for out in outputs for lat in out["latencies_ms"]],
+        "window": max(window_end - measure_at, 1e-9),
+        "errors": sum(out["errors"] for out in outputs),
+        "error_samples": [s for out in outputs for s in out["error_samples"]],
+        "exhausted": exhausted,
+        "server_cpu_s": cpu_used,
+        "loadgen_cpu_s": sum(out["cpu_s"] for out in outputs),
+        "span": end_at - start_at,
+        "clients": clients,
+    }
+
+
+def pooled(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One scenario's figures over all its rounds, as if measured in one go."""
+    latencies = sorted(lat for r in rounds for lat in r["latencies_ms"])
+    window = sum(r["window"] for r in rounds)
+    cpu_used = sum(r["server_cpu_s"] for r in rounds)
     return {
         "rps": round(len(latencies) / window, 1),
         "p50_ms": percentile(latencies, 0.50),
         "p99_ms": percentile(latencies, 0.99),
         "requests": len(latencies),
-        "errors": sum(out["errors"] for out in outputs),
-        "error_samples": [s for out in outputs for s in out["error_samples"]][:5],
+        "errors": sum(r["errors"] for r in rounds),
+        "error_samples": [s for r in rounds for s in r["error_samples"]][:5],
         "seconds": round(window, 2),
-        "targets_ran_out": exhausted,
+        "targets_ran_out": any(r["exhausted"] for r in rounds),
         "server_cpu_ms_per_request": (
             round(1000 * cpu_used / len(latencies), 2) if latencies and cpu_used else None
         ),
-        "server_cpu": round(cpu_used / config.seconds, 2),
-        "loadgen_cpu": round(sum(out["cpu_s"] for out in outputs) / (end_at - start_at), 2),
-        "clients": clients,
+        "server_cpu": round(cpu_used / window, 2),
+        "loadgen_cpu": round(
+            sum(r["loadgen_cpu_s"] for r in rounds) / sum(r["span"] for r in rounds), 2
+        ),
+        "clients": rounds[0]["clients"],
+        "rounds_rps": [round(len(r["latencies_ms"]) / r["window"], 1) for r in rounds],
     }
 
 
@@ -462,6 +486,10 @@ def goals(results: dict[str, Any], config: Config) -> dict[str, Any]:
         found["check_vs_write_floor_rps"] = round(check["rps"] / floor["rps"], 2)
         found["check_vs_write_floor_p99"] = round(check["p99_ms"] / floor["p99_ms"], 2)
         found["check_rps_met"] = found["check_vs_write_floor_rps"] >= 0.7
+        found["check_vs_write_floor_rps_by_round"] = [
+            round(c / f, 2) if f else None
+            for c, f in zip(check["rounds_rps"], floor["rounds_rps"], strict=False)
+        ]
         found["check_p99_met"] = found["check_vs_write_floor_p99"] <= 2.0
     if send:
         goal = 0.75 * config.clients / config.latency
@@ -489,7 +517,8 @@ def markdown(report: dict[str, Any], skipped: dict[str, str]) -> str:
     if "check_vs_write_floor_rps" in g:
         lines.append(
             f"- check / write_floor throughput: **{g['check_vs_write_floor_rps']:.2f}** "
-            f"(goal ≥ 0.70: {'met' if g['check_rps_met'] else 'missed'})"
+            f"(goal ≥ 0.70: {'met' if g['check_rps_met'] else 'missed'}; by round: "
+            f"{', '.join(f'{x:.2f}' for x in g['check_vs_write_floor_rps_by_round'] if x)})"
         )
         lines.append(
             f"- check / write_floor p99: **{g['check_vs_write_floor_p99']:.2f}** "
@@ -516,8 +545,9 @@ def markdown(report: dict[str, Any], skipped: dict[str, str]) -> str:
     lines.append(
         f"{s['cores']} cores, gunicorn gthread {s['workers']} workers x {s['threads']} threads, "
         f"{s['database']}, cache: {s['cache']}, {s['clients']} keep-alive clients in "
-        f"{s['loadgen_processes']} load processes, {s['duration']:g} s per scenario after "
-        f"{s['warmup']:g} s warm-up, provider latency {s['latency'] * 1000:g} ms, "
+        f"{s['loadgen_processes']} load processes, {s['rounds']} rounds of {s['duration']:g} s "
+        f"per scenario after {s['warmup']:g} s warm-up each, "
+        f"provider latency {s['latency'] * 1000:g} ms, "
         f"load average {s['load_average_before']} before the run and "
         f"{s['load_average_after']} after it, {s['date']}."
     )
@@ -608,31 +638,38 @@ def run(config: Config) -> dict[str, Any]:
         wait_for_health(port, server_log)
 
         load_before = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-        results: dict[str, Any] = {}
-        for name in config.scenarios:
-            if name in stack.skipped:
-                continue
-            try:
-                job = scenario_job(stack, name)
-            except BenchError as exc:
-                if name != "flow":
-                    raise
-                stack.skipped[name] = str(exc).strip().splitlines()[-1]
-                continue
-            if job is None:
-                continue
-            print(f"Measuring {name} ({config.warmup:g} s warm-up + {config.seconds:g} s)...")
-            results[name] = measure(stack, name, job)
-            r = results[name]
-            print(
-                f"  {r['rps']:.0f} req/s, p50 {ms(r['p50_ms'])} ms, p99 {ms(r['p99_ms'])} ms, "
-                f"{r['errors']} errors",
-                flush=True,
-            )
-            if r["errors"]:
+        rounds: dict[str, list[dict[str, Any]]] = {}
+        for number in range(1, config.rounds + 1):
+            for name in config.scenarios:
+                if name in stack.skipped:
+                    continue
+                try:
+                    job = scenario_job(stack, name)
+                except BenchError as exc:
+                    if name != "flow":
+                        raise
+                    stack.skipped[name] = str(exc).strip().splitlines()[-1]
+                    continue
+                if job is None:
+                    continue
                 print(
-                    f"  errors, e.g.: {r['error_samples'][:2]}\n  server log:\n{tail(server_log)}"
+                    f"Round {number}/{config.rounds}: measuring {name} "
+                    f"({config.warmup:g} s warm-up + {config.seconds:g} s)..."
                 )
+                measured = measure(stack, name, job)
+                rounds.setdefault(name, []).append(measured)
+                r = pooled([measured])
+                print(
+                    f"  {r['rps']:.0f} req/s, p50 {ms(r['p50_ms'])} ms, p99 {ms(r['p99_ms'])} ms, "
+                    f"{r['errors']} errors",
+                    flush=True,
+                )
+                if r["errors"]:
+                    print(
+                        f"  errors, e.g.: {r['error_samples'][:2]}\n"
+                        f"  server log:\n{tail(server_log)}"
+                    )
+        results = {name: pooled(measured) for name, measured in rounds.items()}
 
         report = {
             **results,
@@ -649,6 +686,7 @@ def run(config: Config) -> dict[str, Any]:
                 "loadgen_processes": config.loadgen_processes,
                 "duration": config.seconds,
                 "warmup": config.warmup,
+                "rounds": config.rounds,
                 "load_average_before": load_before,
                 "load_average_after": ", ".join(f"{x:.1f}" for x in os.getloadavg()),
                 "python": platform.python_version(),

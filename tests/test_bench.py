@@ -28,6 +28,7 @@ def bench_results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     env.update(
         BENCH_SECONDS="1",
         BENCH_WARMUP="0.5",
+        BENCH_ROUNDS="2",
         BENCH_SCENARIOS=",".join(SCENARIOS),
         BENCH_WORKERS="1",
         BENCH_THREADS="4",
@@ -71,7 +72,17 @@ def test_results_record_the_settings_they_ran_under(bench_results):
     settings = report["settings"]
     assert settings["cores"] == os.cpu_count()
     assert (settings["workers"], settings["threads"], settings["clients"]) == (1, 4, 4)
+    assert settings["rounds"] == 2
     assert settings["database"].startswith("SQLite")
+
+
+def test_each_scenario_pools_its_rounds(bench_results):
+    report, _ = bench_results
+    for scenario in SCENARIOS:
+        by_round = report[scenario]["rounds_rps"]
+        assert len(by_round) == 2
+        assert min(by_round) <= report[scenario]["rps"] <= max(by_round)
+    assert len(report["goals"]["check_vs_write_floor_rps_by_round"]) == 2
 
 
 def test_the_table_compares_check_with_write_floor_and_send_with_its_goal(bench_results):
