@@ -10,8 +10,11 @@ slows every scenario alike, and the ratios between them hold.
   transaction: the floor any correct code check sits on;
 - `check`: `POST /api/v1/verifications/{id}/check` with the right code, each
   request on its own pending verification;
-- `send`: `POST /api/v1/verifications` to distinct numbers, through the real
-  twilio client to a fake Twilio that answers after BENCH_LATENCY seconds;
+- `send_floor`: one message through the real twilio client to a fake Twilio
+  that answers after BENCH_LATENCY seconds, and nothing else: the ceiling of
+  any send on this machine;
+- `send`: `POST /api/v1/verifications` to distinct numbers, through the same
+  twilio client and fake Twilio;
 - `flow`: one whole conversation of the demo flow (phone, Send OTP through
   the Developer Section's API call to this same server, code from the fake
   Twilio, Verify OTP), with BENCH_FLOW_CLIENTS (half of BENCH_CLIENTS)
@@ -53,7 +56,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ["bare", "write_floor", "check", "send", "flow"]
+SCENARIOS = ["bare", "write_floor", "check", "send_floor", "send", "flow"]
 HOST = "127.0.0.1"
 FAKE_TWILIO_SID = "AC" + "b" * 32
 FROM_NUMBER = "+15005550006"
@@ -325,6 +328,9 @@ def scenario_job(stack: Stack, name: str) -> dict[str, Any] | None:
             "expect_status": 200,
             "expect_body": '"verified":true',
         }
+    if name == "send_floor":
+        targets = [["POST", "/bench/send-floor", ""]]
+        return {"targets": targets, "repeat": True, "expect_status": 200, "expect_body": '"sid"'}
     if name == "send":
         targets = prepare(stack, name, math.ceil(SEND_POOL_RATE * span))["targets"]
         return {
@@ -491,6 +497,9 @@ def goals(results: dict[str, Any], config: Config) -> dict[str, Any]:
             for c, f in zip(check["rounds_rps"], floor["rounds_rps"], strict=False)
         ]
         found["check_p99_met"] = found["check_vs_write_floor_p99"] <= 2.0
+    send_floor = results.get("send_floor")
+    if send and send_floor and send_floor["rps"]:
+        found["send_vs_send_floor_rps"] = round(send["rps"] / send_floor["rps"], 2)
     if send:
         goal = 0.75 * config.clients / config.latency
         found["send_goal_rps"] = round(goal, 1)
@@ -530,6 +539,11 @@ def markdown(report: dict[str, Any], skipped: dict[str, str]) -> str:
             f"{s['latency']} s = {g['send_goal_rps']:.0f} req/s "
             f"({'met' if g['send_met'] else 'missed'})"
         )
+    if "send_vs_send_floor_rps" in g:
+        lines.append(
+            f"- send / send_floor throughput: **{g['send_vs_send_floor_rps']:.2f}** "
+            f"(send_floor: {report['send_floor']['rps']:.0f} req/s, the provider call alone)"
+        )
     if "flow" in report:
         lines.append(
             f"- flow: one sample is one whole conversation (3 calls to the server, 2 of them "
@@ -568,7 +582,7 @@ def run(config: Config) -> dict[str, Any]:
             manage(env, "createcachetable")
 
         send_missing = send_available()
-        needs_twilio = [name for name in ("send", "flow") if name in config.scenarios]
+        needs_twilio = [n for n in ("send_floor", "send", "flow") if n in config.scenarios]
         if needs_twilio and send_missing:
             stack.skipped.update(dict.fromkeys(needs_twilio, send_missing))
         elif needs_twilio:

@@ -1,5 +1,6 @@
-"""The two reference endpoints that `check` and `send` are measured against."""
+"""The reference endpoints that `check` and `send` are measured against."""
 
+from django.conf import settings
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -8,7 +9,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from integrations import sms
+
 from .models import BenchCounter, BenchEvent
+
+SEND_FLOOR_PHONE = "+14155550100"
 
 
 def record_hit(key: str) -> BenchCounter:
@@ -46,3 +51,24 @@ class WriteFloorView(APIView):
     def post(self, request: Request, key: str) -> Response:
         counter = record_hit(key)
         return Response({"key": counter.key, "hits": counter.hits})
+
+
+class SendFloorView(APIView):
+    """One message through the configured SMS backend and nothing else: the ceiling of a send.
+
+    No authentication, no database: what is left is the provider's latency
+    and the twilio client's own work, which every send pays.
+    """
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def post(self, request: Request) -> Response:
+        message_sid = sms.send_message(
+            sms.SmsMessage(
+                to=SEND_FLOOR_PHONE,
+                body="Your verification code is 000000.",
+                status_callback=f"{settings.PUBLIC_BASE_URL}/integrations/twilio/status-callback",
+            )
+        )
+        return Response({"sid": message_sid})

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ["bare", "write_floor", "check", "send"]
+SCENARIOS = ["bare", "write_floor", "check", "send_floor", "send"]
 
 
 @pytest.fixture(scope="module")
@@ -89,5 +89,6 @@ def test_the_table_compares_check_with_write_floor_and_send_with_its_goal(bench_
     _, table = bench_results
     assert "| check |" in table
     assert "check / write_floor throughput" in table
+    assert "send / send_floor throughput" in table
     assert "send:" in table
     assert "goal 0.75 x 4 / 0.15 s = 20 req/s" in table
