@@ -47,12 +47,7 @@ class BotSendRateThrottle(BaseThrottle):
         # The window's number is part of the key, so a count never outlives its
         # window even where the cache's own expiry runs on another clock.
         key = f"bot-sends:{bot.pk}:{seconds}:{window}"
-        cache.add(key, 0, timeout=seconds + 60)
-        try:
-            sent = cache.incr(key)
-        except ValueError:  # evicted between add and incr
-            cache.set(key, 1, timeout=seconds + 60)
-            sent = 1
+        sent = _count_one(key, timeout=seconds + 60)
         if sent > count:
             # Our error rather than DRF's Throttled, to say what was capped.
             raise RateLimitedError(
@@ -60,3 +55,20 @@ class BotSendRateThrottle(BaseThrottle):
                 retry_after=math.ceil((window + 1) * seconds - now),
             )
         return True
+
+
+def _count_one(key: str, *, timeout: int) -> int:
+    """Add one to the count at `key` and return it; the count starts at 1.
+
+    Increments first: only a window's first send pays for creating the key.
+    """
+    try:
+        return cache.incr(key)
+    except ValueError:  # no count yet in this window
+        if cache.add(key, 1, timeout=timeout):
+            return 1
+    try:
+        return cache.incr(key)  # another send created it first
+    except ValueError:  # and the cache evicted it since: start again
+        cache.set(key, 1, timeout=timeout)
+        return 1
