@@ -1,6 +1,5 @@
 """The reference endpoints that `check` and `send` are measured against."""
 
-from django.conf import settings
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -9,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from integrations import sms
+from integrations import delivery, sms
 
 from .models import BenchCounter, BenchEvent
 
@@ -68,7 +67,7 @@ class SendFloorView(APIView):
             sms.SmsMessage(
                 to=SEND_FLOOR_PHONE,
                 body="Your verification code is 000000.",
-                status_callback=f"{settings.PUBLIC_BASE_URL}/integrations/twilio/status-callback",
+                status_callback=delivery.status_callback_url(),
             )
         )
         return Response({"sid": message_sid})

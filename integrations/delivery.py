@@ -35,6 +35,11 @@ STATUS_RANK = {
 }
 
 
+def status_callback_url() -> str:
+    """Where Twilio posts the delivery reports of the messages we send."""
+    return f"{settings.PUBLIC_BASE_URL}/integrations/twilio/status-callback"
+
+
 @dataclass(frozen=True)
 class DeliveryReport:
     message_sid: str

@@ -158,6 +158,11 @@ class Verification(models.Model):
         return now > self.expires_at
 
 
+# The kinds of event that record a message sent with a code (its SID in `detail`):
+# VerificationEvent.Kind.SENT and RESENT, spelled out for its index's condition.
+SENDING_EVENTS = ["sent", "resent"]
+
+
 class VerificationEvent(models.Model):
     """A line in a verification's timeline."""
 
@@ -187,17 +192,13 @@ class VerificationEvent(models.Model):
             # expression is the one `detail__message_sid=…` compares on PostgreSQL.
             models.Index(
                 KeyTransform("message_sid", "detail"),
-                condition=models.Q(kind__in=["sent", "resent"]),
+                condition=models.Q(kind__in=SENDING_EVENTS),
                 name="verif_event_message_sid",
             ),
         ]
 
     def __str__(self) -> str:
         return f"{self.kind} at {self.created_at:%Y-%m-%d %H:%M:%S}"
-
-
-# The events that record a message sent with a code (and its message SID).
-SENDING_EVENTS = [VerificationEvent.Kind.SENT, VerificationEvent.Kind.RESENT]
 
 
 class PhoneState(models.Model):

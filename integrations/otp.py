@@ -14,15 +14,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TypeVar
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import sms
+from . import delivery, sms
 from .exceptions import (
     DailyCapReachedError,
     PhoneLockedError,
@@ -216,18 +216,16 @@ def _reserve_send(phone: str, now: datetime) -> None:
         raise PhoneLockedError(retry_after=_seconds_until(state.locked_until, now))
 
     window = timedelta(seconds=settings.OTP_SEND_WINDOW_SECONDS)
-    # Sorted, not trusted to be in order: `now` was read before the row's lock
-    # was granted (and app servers' clocks differ a little), so a send may
-    # record a time earlier than the last one recorded.
+    # `now` was read before the row's lock was granted (and app servers' clocks
+    # differ a little), so the last send recorded may be later than `now`: the
+    # times are sorted, and the cooldown is a distance on either side.
     recent = sorted(t for t in map(datetime.fromisoformat, state.recent_sends) if t > now - window)
     cooldown = timedelta(seconds=settings.OTP_RESEND_COOLDOWN_SECONDS)
-    if recent and cooldown:
-        cooldown_ends = recent[-1] + cooldown
-        if now < cooldown_ends:
-            raise RateLimitedError(
-                "A code was sent to this number moments ago. Wait before asking for another.",
-                retry_after=_seconds_until(cooldown_ends, now),
-            )
+    if recent and abs(now - recent[-1]) < cooldown:
+        raise RateLimitedError(
+            "A code was sent to this number moments ago. Wait before asking for another.",
+            retry_after=_seconds_until(recent[-1] + cooldown, now),
+        )
     if len(recent) >= settings.OTP_MAX_SENDS_PER_PHONE:
         raise RateLimitedError(retry_after=_seconds_until(recent[0] + window, now))
 
@@ -293,7 +291,7 @@ def _deliver(verification: Verification, code: str, *, event: str) -> None:
         body=_message_text(code),
         channel=verification.channel,
         account=_account_of(verification),
-        status_callback=f"{settings.PUBLIC_BASE_URL}/integrations/twilio/status-callback",
+        status_callback=delivery.status_callback_url(),
     )
     try:
         message_sid = sms.send_message(message)
@@ -393,18 +391,25 @@ def _locked_verification_and_phone(
         state, _ = PhoneState.objects.select_for_update().get_or_create(phone=verification.phone)
         return verification, state
     verification = found[0]
-    # The phone's columns arrive as extra attributes of the verification.
-    failures = verification.phone_failures  # type: ignore[attr-defined]
-    locked_until = verification.phone_locked_until  # type: ignore[attr-defined]
-    if locked_until is not None and timezone.is_naive(locked_until):
-        # SQLite hands back the naive UTC value it stores.
-        locked_until = timezone.make_aware(locked_until, UTC)
-    state = PhoneState.from_db(
-        verification._state.db,
-        ["phone", "consecutive_failures", "locked_until"],
-        [verification.phone, failures, locked_until],
-    )
-    return verification, state
+    # raw() converts the verification's columns; the phone's arrive as plain
+    # extra attributes, converted here as the ORM would have.
+    fields = {
+        "phone": verification.phone,
+        "consecutive_failures": verification.phone_failures,  # type: ignore[attr-defined]
+        "locked_until": verification.phone_locked_until,  # type: ignore[attr-defined]
+    }
+    values = [_as_read_by_the_orm(PhoneState, name, value) for name, value in fields.items()]
+    return verification, PhoneState.from_db(verification._state.db, list(fields), values)
+
+
+def _as_read_by_the_orm(model: type[models.Model], name: str, value: object) -> object:
+    """A column's raw value converted as a queryset would (e.g. SQLite's datetimes)."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field)
+    column = field.get_col(model._meta.db_table)
+    for convert in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
+        value = convert(value, column, connection)
+    return value
 
 
 def _lock_sql(*, by_bot: bool) -> str:
