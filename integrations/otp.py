@@ -14,12 +14,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from . import delivery, sms
@@ -262,26 +261,16 @@ def _daily_allowance(now: datetime) -> Iterator[None]:
     as when a per-phone limit refuses the send, the message is given back.
     """
     day = now.date()
-    if not _increment_daily_count(day):
+    if not DailySendCount.take_one(day, cap=settings.SMS_DAILY_CAP):
         # No row updated: the day's row is missing, or the cap is reached.
         DailySendCount.objects.get_or_create(day=day)
-        if not _increment_daily_count(day):
+        if not DailySendCount.take_one(day, cap=settings.SMS_DAILY_CAP):
             raise DailyCapReachedError()
     try:
         yield
     except BaseException:
-        DailySendCount.objects.filter(day=day, count__gt=0).update(count=F("count") - 1)
+        DailySendCount.give_back(day)
         raise
-
-
-def _increment_daily_count(day: date) -> bool:
-    # A conditional UPDATE: the database refuses to go past the cap even when
-    # many workers send at once.
-    return bool(
-        DailySendCount.objects.filter(day=day, count__lt=settings.SMS_DAILY_CAP).update(
-            count=F("count") + 1
-        )
-    )
 
 
 def _deliver(verification: Verification, code: str, *, event: str) -> None:
