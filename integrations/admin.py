@@ -29,7 +29,7 @@ from .log_admin import (
     can_see_full_phone,
     search_verifications,
 )
-from .models import Bot, BotAPIKey, Verification
+from .models import Bot, BotAPIKey, Verification, VerificationEvent
 from .phones import mask_phone
 
 # The library's own key model is unused: bot keys are BotAPIKey.
@@ -70,7 +70,10 @@ def local_time(moment: Any) -> str:
     return format_date(timezone.localtime(moment), "Y-m-d H:i:s")
 
 
-def describe_event(detail: dict[str, Any]) -> str:
+def describe_event(event: VerificationEvent) -> str:
+    detail = dict(event.detail)
+    if event.message_sid:
+        detail["message_sid"] = event.message_sid
     return ", ".join(f"{key}: {value}" for key, value in sorted(detail.items()) if value != "")
 
 
@@ -198,6 +201,10 @@ class VerificationAdmin(LogAdmin):
     def masked_phone(self, obj: Verification) -> str:
         return obj.masked_phone
 
+    @admin.display(description="message SID")
+    def message_sid(self, obj: Verification) -> str:
+        return obj.current_message_sid()
+
     @admin.display(description="timeline")
     def timeline(self, obj: Verification) -> SafeString | str:
         events = list(obj.events.all())
@@ -210,7 +217,7 @@ class VerificationAdmin(LogAdmin):
                 (
                     local_time(event.created_at),
                     event.get_kind_display(),
-                    describe_event(event.detail),
+                    describe_event(event),
                 )
                 for event in events
             ),
@@ -241,7 +248,7 @@ class VerificationAdmin(LogAdmin):
     def csv_rows(self, request: HttpRequest, queryset: QuerySet) -> Iterator[list[Any]]:
         full = can_see_full_phone(request)
         rows = iterate_rows(
-            queryset.values_list(
+            queryset.with_message_sid().values_list(
                 "id",
                 "created_at",
                 "phone",

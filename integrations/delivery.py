@@ -15,7 +15,7 @@ from twilio.request_validator import RequestValidator
 
 from .crypto import is_unreadable
 from .exceptions import InvalidSignatureError
-from .models import SENDING_EVENTS, Verification, VerificationEvent
+from .models import Verification, VerificationEvent
 
 # How far along each status is; a report only moves `delivery_status` forward.
 STATUS_RANK = {
@@ -100,7 +100,7 @@ def record_delivery_report(report: DeliveryReport) -> str:
         if seen:
             return "duplicate"
         current = STATUS_RANK.get(verification.delivery_status, -1)
-        is_current_message = verification.message_sid == report.message_sid
+        is_current_message = verification.current_message_sid() == report.message_sid
         if is_current_message and STATUS_RANK[report.status] >= current:
             verification.delivery_status = report.status
             verification.save(update_fields=["delivery_status", "updated_at"])
@@ -117,21 +117,13 @@ def record_delivery_report(report: DeliveryReport) -> str:
 
 
 def _sender_of(message_sid: str, *, lock: bool) -> Verification | None:
-    """The verification that sent `message_sid`: its current message, or one a resend replaced.
-
-    A replaced message is found through the `sent`/`resent` event that
-    recorded it (a partial index on the events' message_sid serves this).
-    """
+    """The verification that sent `message_sid`: its current message, or one a resend replaced."""
+    sender_id = (
+        VerificationEvent.objects.filter(message_sid=message_sid)
+        .values_list("verification_id", flat=True)
+        .first()
+    )
+    if sender_id is None:
+        return None
     verifications = Verification.objects.select_for_update() if lock else Verification.objects
-    found = verifications.filter(message_sid=message_sid).order_by().first()
-    if found is None:
-        replaced = (
-            VerificationEvent.objects.filter(
-                kind__in=SENDING_EVENTS, detail__message_sid=message_sid
-            )
-            .values_list("verification_id", flat=True)
-            .first()
-        )
-        if replaced is not None:
-            found = verifications.filter(pk=replaced).first()
-    return found
+    return verifications.filter(pk=sender_id).first()

@@ -20,7 +20,7 @@ from django.http.response import HttpResponseBase
 from django.urls import URLPattern, path, reverse
 
 from .exports import stream_csv
-from .models import Verification
+from .models import Verification, VerificationEvent
 from .paginators import EstimatedCountPaginator
 
 FULL_PHONE_PERMISSION = "integrations.view_full_phone"
@@ -100,7 +100,9 @@ def search_verifications(queryset: QuerySet, term: str) -> QuerySet | None:
     except ValueError:
         pass
     if MESSAGE_SID.fullmatch(term):
-        return queryset.filter(message_sid=term)
+        # Any message the verification sent, the current one or one a resend replaced.
+        senders = VerificationEvent.objects.filter(message_sid=term).values("verification_id")
+        return queryset.filter(pk__in=senders)
     if not PHONE_SEARCH_CHARS.fullmatch(term):
         return None
     digits = "".join(ch for ch in term if ch in "0123456789")

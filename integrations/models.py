@@ -17,7 +17,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import connection, models
-from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey
 
@@ -60,6 +59,23 @@ class VerificationQuerySet(models.QuerySet["Verification"]):
         # bot_id, not bot: the same SQL, without resolving a relation on every request.
         return self if bot is None else self.filter(bot_id=bot.pk)
 
+    def with_message_sid(self) -> "VerificationQuerySet":
+        """Each with `message_sid`: its current message's SID, as `current_message_sid()`."""
+        sids = _message_sids(models.OuterRef("pk"), since=models.OuterRef("last_sent_at"))
+        return self.annotate(message_sid=models.Subquery(sids[:1]))
+
+
+def _message_sids(
+    verification_id: uuid.UUID | models.OuterRef, *, since: datetime | models.OuterRef
+) -> models.QuerySet:
+    """SIDs of the messages sent for a verification since `since`, the latest first."""
+    return (
+        VerificationEvent.objects.filter(verification_id=verification_id, created_at__gte=since)
+        .exclude(message_sid=None)
+        .order_by("-id")
+        .values_list("message_sid", flat=True)
+    )
+
 
 class Verification(models.Model):
     """One attempt to prove that a person holds a phone number."""
@@ -97,8 +113,8 @@ class Verification(models.Model):
     expires_at = models.DateTimeField()
     last_sent_at = models.DateTimeField(null=True, blank=True)
     error_code = models.CharField(max_length=40, blank=True)
+    # Of the current message; its SID is on the event that recorded its sending.
     delivery_status = models.CharField(max_length=20, blank=True)
-    message_sid = models.CharField(max_length=64, blank=True)
     # The Twilio account a per-request send used (the guide's accountSID and
     # authToken), kept so a resend and the signature check of its delivery
     # callbacks use the same account; the token is encrypted at rest.
@@ -121,7 +137,6 @@ class Verification(models.Model):
             models.Index(fields=["phone", "-created_at"], name="verif_phone"),
             models.Index(fields=["bot", "-created_at"], name="verif_bot"),
             models.Index(fields=["country", "-created_at"], name="verif_country"),
-            models.Index(fields=["message_sid"], name="verif_message_sid"),
             models.Index(fields=["channel", "-created_at"], name="verif_channel"),
             models.Index(fields=["delivery_status", "-created_at"], name="verif_delivery"),
         ]
@@ -157,10 +172,16 @@ class Verification(models.Model):
     def is_expired(self, now: datetime) -> bool:
         return now > self.expires_at
 
+    def current_message_sid(self) -> str:
+        """The SID of the message with the current code ("" until the provider took it).
 
-# The kinds of event that record a message sent with a code (its SID in `detail`):
-# VerificationEvent.Kind.SENT and RESENT, spelled out for its index's condition.
-SENDING_EVENTS = ["sent", "resent"]
+        Only a message recorded since the last send was reserved counts: while
+        a resend is with the provider, the message it replaces is no longer
+        current, and its late delivery reports must not set `delivery_status`.
+        """
+        if self.last_sent_at is None:
+            return ""
+        return _message_sids(self.pk, since=self.last_sent_at).first() or ""
 
 
 class VerificationEvent(models.Model):
@@ -180,6 +201,11 @@ class VerificationEvent(models.Model):
 
     verification = models.ForeignKey(Verification, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=24, choices=Kind.choices)
+    # The provider's id of the message this event sent (`sent` and `resent`
+    # only): the one place a message's SID is kept, so recording a send is a
+    # single INSERT. A delivery report finds its verification through it.
+    # NULL on other events, for the partial index below.
+    message_sid = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     detail = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -187,12 +213,12 @@ class VerificationEvent(models.Model):
         ordering = ["created_at", "id"]
         indexes = [
             models.Index(fields=["created_at"], name="verif_event_created"),
-            # Finds the verification of a message a resend replaced, for its late
-            # delivery reports; partial, so other events (a check's) skip it. The
-            # expression is the one `detail__message_sid=…` compares on PostgreSQL.
+            # Partial, so the events without a message (a check's) stay out.
+            # IS NOT NULL rather than <> '': SQLite uses such an index for
+            # `message_sid = ?`, as PostgreSQL does.
             models.Index(
-                KeyTransform("message_sid", "detail"),
-                condition=models.Q(kind__in=SENDING_EVENTS),
+                fields=["message_sid"],
+                condition=models.Q(message_sid__isnull=False),
                 name="verif_event_message_sid",
             ),
         ]

@@ -115,8 +115,16 @@ def resend_code(verification_id: object, *, bot: Bot | None) -> Verification:
             verification.send_count += 1  # the row is locked: no lost update
             verification.expires_at = now + timedelta(seconds=settings.OTP_TTL_SECONDS)
             verification.last_sent_at = now
+            verification.delivery_status = ""  # of the new message, not yet reported
             verification.save(
-                update_fields=["code_hmac", "send_count", "expires_at", "last_sent_at"]
+                update_fields=[
+                    "code_hmac",
+                    "send_count",
+                    "expires_at",
+                    "last_sent_at",
+                    "delivery_status",
+                    "updated_at",
+                ]
             )
         return verification
 
@@ -292,13 +300,11 @@ def _deliver(verification: Verification, code: str, *, event: str) -> None:
         # a code nobody received, but the error itself stays a real error.
         _record_send_failure(verification, ProviderUnavailableError())
         raise
-    now = timezone.now()
-    with transaction.atomic():
-        Verification.objects.filter(pk=verification.pk).update(
-            message_sid=message_sid, delivery_status="", updated_at=now
-        )
-        _add_event(verification, event, now, message_sid=message_sid)
-    verification.message_sid = message_sid
+    # One INSERT: the event is where the message's SID is kept, and the
+    # reservation already wrote everything else this send changes.
+    VerificationEvent.objects.create(
+        verification=verification, kind=event, created_at=timezone.now(), message_sid=message_sid
+    )
 
 
 def _record_send_failure(verification: Verification, exc: ServiceError) -> None:

@@ -23,16 +23,28 @@ def make_verification(
     *,
     created_at: datetime | None = None,
     country: str = "US",
+    message_sid: str = "",
     **fields: Any,
 ) -> Verification:
+    """A verification; with `message_sid`, sent as that message (its `sent` event holds the SID)."""
     created_at = created_at or timezone.now()
-    return Verification.objects.create(
+    if message_sid:
+        fields.setdefault("last_sent_at", created_at)
+    verification = Verification.objects.create(
         phone=phone,
         country=country,
         created_at=created_at,
         expires_at=created_at + timedelta(minutes=5),
         **fields,
     )
+    if message_sid:
+        VerificationEvent.objects.create(
+            verification=verification,
+            kind=VerificationEvent.Kind.SENT,
+            created_at=created_at,
+            message_sid=message_sid,
+        )
+    return verification
 
 
 def make_event(verification: Verification, kind: str, **detail: Any) -> VerificationEvent:

@@ -208,7 +208,7 @@ def bot_account_verification(settings, api, outbox) -> Verification:
 def post_report(verification: Verification, *, token: str):
     """A delivery report for the verification's message, signed with `token` as Twilio signs."""
     form = {
-        "MessageSid": verification.message_sid,
+        "MessageSid": verification.current_message_sid(),
         "MessageStatus": "delivered",
         "AccountSid": BOT_SID,
     }

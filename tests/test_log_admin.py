@@ -173,6 +173,15 @@ def test_searching_by_message_sid_finds_the_row(reviewer):
     assert results(reviewer.get(VERIFICATIONS_URL, {"q": "SM" + "a1" * 16})) == [wanted]
 
 
+def test_searching_by_the_sid_of_a_replaced_message_finds_the_row(reviewer):
+    wanted = make_verification(message_sid="SM" + "a1" * 16)
+    VerificationEvent.objects.create(
+        verification=wanted, kind=VerificationEvent.Kind.RESENT, message_sid="SM" + "c3" * 16
+    )
+    assert results(reviewer.get(VERIFICATIONS_URL, {"q": "SM" + "a1" * 16})) == [wanted]
+    assert results(reviewer.get(VERIFICATIONS_URL, {"q": "SM" + "c3" * 16})) == [wanted]
+
+
 def test_searching_by_verification_id_finds_the_row(reviewer):
     wanted = make_verification()
     make_verification()

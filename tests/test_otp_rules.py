@@ -280,6 +280,18 @@ def test_a_check_rewrites_no_index_of_its_verification(api, outbox):
     assert updates_of_verifications() == (updated + 1, hot + 1)
 
 
+def test_a_send_writes_its_verification_once(api, outbox):
+    # The sent message's SID goes into the `sent` event: recording the
+    # provider's answer updates no verification row.
+    if connection.vendor != "postgresql":
+        pytest.skip("row statistics are PostgreSQL's")
+    before = updates_of_verifications()
+
+    assert start(api).status_code == 201
+
+    assert updates_of_verifications() == before
+
+
 def test_verification_pages_keep_room_for_updated_rows(db):
     if connection.vendor != "postgresql":
         pytest.skip("fillfactor is PostgreSQL's")

@@ -80,7 +80,8 @@ def test_the_code_read_from_the_phone_approves_the_verification(api, fake_twilio
 
 def test_the_verification_keeps_twilios_message_sid(api, fake_twilio):
     verification_id = start(api).json()["id"]
-    assert Verification.objects.get(pk=verification_id).message_sid == fake_twilio.messages[0].sid
+    verification = Verification.objects.get(pk=verification_id)
+    assert verification.current_message_sid() == fake_twilio.messages[0].sid
 
 
 def test_the_status_callback_url_is_passed_to_twilio(api, fake_twilio):

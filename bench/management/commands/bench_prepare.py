@@ -118,7 +118,6 @@ def prepare_check(count: int) -> list[Target]:
             last_sent_at=now,
             send_count=1,
             created_at=now,
-            message_sid=f"SMbench{len(codes):026d}",
         )
         code = otp.generate_code()
         verification.code_hmac = verification.hash_code(code)
@@ -135,9 +134,9 @@ def prepare_check(count: int) -> list[Target]:
                 verification=v,
                 kind=VerificationEvent.Kind.SENT,
                 created_at=now,
-                detail={"message_sid": v.message_sid},
+                message_sid=f"SMbench{i:026d}",
             )
-            for v in verifications
+            for i, v in enumerate(verifications)
         ],
         batch_size=BATCH,
     )

@@ -90,9 +90,6 @@ class Command(BaseCommand):
                         delivery_status=""
                         if failed
                         else rng.choices(deliveries, delivery_weights)[0],
-                        message_sid=""
-                        if failed
-                        else "SM" + uuid.UUID(int=rng.getrandbits(128)).hex,
                         created_at=created,
                     )
                 )
