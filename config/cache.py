@@ -1,8 +1,18 @@
-"""Django's Redis cache, keeping one Redis client per connection pool."""
+"""Django's Redis cache, with one Redis client per connection pool and a one-step incr."""
 
 from typing import Any
 
 from django.core.cache.backends import redis
+
+# INCRBY only a key that exists, in one atomic step. Django's client sends
+# EXISTS, then INCRBY: two round trips, between which the key may expire and
+# INCRBY bring it back with no timeout at all.
+INCR_IF_EXISTS = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+    return redis.call('INCRBY', KEYS[1], ARGV[1])
+end
+return nil
+"""
 
 
 class RedisCacheClient(redis.RedisCacheClient):
@@ -18,6 +28,7 @@ class RedisCacheClient(redis.RedisCacheClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._clients: dict[int, Any] = {}
+        self._incr_if_exists: Any = None
 
     def get_client(self, key: str | None = None, *, write: bool = False) -> Any:
         pool = self._get_connection_pool(write)
@@ -26,6 +37,15 @@ class RedisCacheClient(redis.RedisCacheClient):
         if client is None:
             client = self._clients[id(pool)] = self._client(connection_pool=pool)
         return client
+
+    def incr(self, key: str, delta: int) -> int:
+        client = self.get_client(key, write=True)
+        if self._incr_if_exists is None:
+            self._incr_if_exists = client.register_script(INCR_IF_EXISTS)
+        value = self._incr_if_exists(keys=[key], args=[delta], client=client)
+        if value is None:
+            raise ValueError(f"Key '{key}' not found.")
+        return int(value)
 
 
 class RedisCache(redis.RedisCache):

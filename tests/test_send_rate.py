@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from config.cache import RedisCache
@@ -116,3 +117,25 @@ def test_the_redis_cache_builds_one_client_per_connection_pool():
 
     assert cache._cache.get_client(write=True) is cache._cache.get_client(write=True)
     assert cache._cache.get_client() is cache._cache.get_client()
+
+
+@pytest.fixture
+def redis_cache(settings):
+    if "redis" not in settings.CACHES["default"]["BACKEND"].lower():
+        pytest.skip("needs Redis (REDIS_URL)")
+    return cache
+
+
+def test_incr_on_redis_counts_on_and_keeps_the_keys_timeout(redis_cache):
+    redis_cache.set("sends", 1, timeout=60)
+
+    assert redis_cache.incr("sends") == 2
+    assert redis_cache.incr("sends", 3) == 5
+    assert 0 < redis_cache._cache.get_client().ttl(redis_cache.make_key("sends")) <= 60
+
+
+def test_incr_on_redis_refuses_a_missing_key_and_creates_none(redis_cache):
+    with pytest.raises(ValueError):
+        redis_cache.incr("never-set")
+
+    assert redis_cache.get("never-set") is None
