@@ -273,11 +273,6 @@ class DailySendCount(models.Model):
             )
             return cursor.rowcount > 0
 
-    @classmethod
-    def give_back(cls, day: date) -> None:
-        """Uncount a message taken for `day` that was not sent after all."""
-        cls.objects.filter(day=day, count__gt=0).update(count=models.F("count") - 1)
-
 
 # --- Developer Section: custom attributes, API definitions, API-call log -------------
 

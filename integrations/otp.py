@@ -4,15 +4,12 @@ Sending is three steps so that no lock is held during the provider's network
 call: reserve the send atomically (limits checked, counters taken, code
 hash stored), call the provider outside any transaction, then record the
 outcome atomically. A send refused by a limit never reaches the provider.
-The day's cap, one row that every send updates, is taken just before the
-reservation in a statement of its own and given back if the reservation fails.
 """
 
 import math
 import secrets
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -82,9 +79,9 @@ def start_verification(
     def reserve() -> None:
         _reserve_send(phone, now)
         verification.save(force_insert=True)
+        _take_from_daily_cap(now)
 
-    with _daily_allowance(now):
-        _atomic_with_one_retry(reserve)
+    _atomic_with_one_retry(reserve)
     _deliver(verification, code, event=Event.SENT)
     return verification
 
@@ -126,13 +123,13 @@ def resend_code(verification_id: object, *, bot: Bot | None) -> Verification:
                     "updated_at",
                 ]
             )
+            _take_from_daily_cap(now)
         return verification
 
-    with _daily_allowance(now):
-        verification = _atomic_with_one_retry(reserve)
-        if verification.status != Status.PENDING:
-            # Raised after the commit, so an expiry recorded above is kept.
-            raise VerificationClosedError()
+    verification = _atomic_with_one_retry(reserve)
+    if verification.status != Status.PENDING:
+        # Raised after the commit, so an expiry recorded above is kept.
+        raise VerificationClosedError()
     _deliver(verification, code, event=Event.RESENT)
     return verification
 
@@ -258,14 +255,13 @@ def _atomic_with_one_retry(reserve: Callable[[], T]) -> T:
             return reserve()
 
 
-@contextmanager
-def _daily_allowance(now: datetime) -> Iterator[None]:
-    """Take one message from the day's SMS_DAILY_CAP for the block, or raise (fails closed).
+def _take_from_daily_cap(now: datetime) -> None:
+    """Count this send against the day's SMS_DAILY_CAP, or raise (fails closed).
 
-    Every send of the day updates one row, so it is taken in a statement of
-    its own, committed at once, rather than locked for a whole reservation
-    (sends would queue behind each other's commits). When the block raises,
-    as when a per-phone limit refuses the send, the message is given back.
+    The last step of a reservation: every send of the day updates this one
+    row, which then stays locked only until the commit, as long as it would
+    in a statement of its own. A send that the reservation refuses is never
+    counted, as its transaction rolls back.
     """
     day = now.date()
     if not DailySendCount.take_one(day, cap=settings.SMS_DAILY_CAP):
@@ -273,11 +269,6 @@ def _daily_allowance(now: datetime) -> Iterator[None]:
         DailySendCount.objects.get_or_create(day=day)
         if not DailySendCount.take_one(day, cap=settings.SMS_DAILY_CAP):
             raise DailyCapReachedError()
-    try:
-        yield
-    except BaseException:
-        DailySendCount.give_back(day)
-        raise
 
 
 def _deliver(verification: Verification, code: str, *, event: str) -> None:
