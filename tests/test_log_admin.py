@@ -326,6 +326,15 @@ def test_a_large_list_is_not_counted_row_by_row(reviewer):
     )
 
 
+def test_seeded_rows_carry_their_message_as_real_sends_do(db):
+    call_command("seed_fake_logs", 200, "--seed", "5", stdout=io.StringIO())
+
+    rows = Verification.objects.with_message_sid()
+    sent = [v for v in rows if v.status != Verification.Status.FAILED]
+    assert sent and all(v.message_sid.startswith("SM") for v in sent)
+    assert all(v.message_sid is None for v in rows if v.status == Verification.Status.FAILED)
+
+
 def test_a_quoted_search_term_does_not_fail(reviewer):
     make_verification(PHONE)
     response = reviewer.get(VERIFICATIONS_URL + "?q=" + quote('"415'))

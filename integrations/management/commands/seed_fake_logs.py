@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
 from integrations.dashboard import forget_cached_days
-from integrations.models import Bot, Channel, Verification
+from integrations.models import Bot, Channel, Verification, VerificationEvent
 
 FAKE_BOT = "Fake traffic"
 
@@ -38,7 +38,7 @@ DELIVERY = [("delivered", 85), ("sent", 7), ("undelivered", 4), ("failed", 4)]
 
 
 class Command(BaseCommand):
-    help = "Create N fake verification rows spread over the last days (bulk inserts)."
+    help = "Create N fake verifications (with their sent events) over the last days (bulk inserts)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("count", type=int)
@@ -66,7 +66,7 @@ class Command(BaseCommand):
         made = 0
         while made < count:
             size = min(batch_size, count - made)
-            rows = []
+            rows, events = [], []
             for n in range(made, made + size):
                 country, prefix, digits = rng.choices(countries, country_weights)[0]
                 status = rng.choices(statuses, status_weights)[0]
@@ -93,7 +93,18 @@ class Command(BaseCommand):
                         created_at=created,
                     )
                 )
+                if not failed:
+                    # Its message, as a send records it: the SID on the `sent` event.
+                    events.append(
+                        VerificationEvent(
+                            verification=rows[-1],
+                            kind=VerificationEvent.Kind.SENT,
+                            created_at=created,
+                            message_sid="SM" + uuid.UUID(int=rng.getrandbits(128)).hex,
+                        )
+                    )
             Verification.objects.bulk_create(rows, batch_size=batch_size)
+            VerificationEvent.objects.bulk_create(events, batch_size=batch_size)
             made += size
             if made % (batch_size * 20) == 0 or made == count:
                 self.stdout.write(f"{made} rows")
