@@ -1,0 +1,76 @@
+"""The PostgreSQL backend's health check: no query on a sound connection, a new one if closed."""
+
+import contextlib
+import select
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+from django.db import connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from psycopg import pq
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+
+
+@pytest.fixture(autouse=True)
+def _needs_postgresql() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("the health check is PostgreSQL's: set DATABASE_URL to a server")
+
+
+@pytest.fixture
+def reused() -> Iterator[BaseDatabaseWrapper]:
+    """A connection of its own, open and idle, as a worker thread keeps one between requests."""
+    wrapper = connections.create_connection("default")
+    wrapper.ensure_connection()
+    yield wrapper
+    wrapper.close()
+
+
+@contextlib.contextmanager
+def wire(wrapper: BaseDatabaseWrapper) -> Iterator[list[str]]:
+    """What the client sends to the server meanwhile, as libpq's trace lines."""
+    sent: list[str] = []
+    with tempfile.TemporaryFile("w+") as trace:
+        pgconn = wrapper.connection.pgconn
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        try:
+            yield sent
+        finally:
+            pgconn.untrace()
+        trace.seek(0)
+        sent.extend(line for line in trace.read().splitlines() if line.startswith("F"))
+
+
+def start_request(wrapper: BaseDatabaseWrapper) -> None:
+    # What Django runs on each connection as a request starts (close_old_connections).
+    wrapper.close_if_unusable_or_obsolete()
+
+
+def test_a_sound_connection_starts_a_request_without_a_health_check_query(reused):
+    start_request(reused)
+    with wire(reused) as sent, reused.cursor() as cursor:
+        cursor.execute("SELECT 2")
+        assert cursor.fetchone() == (2,)
+
+    queries = [line for line in sent if "Query" in line or "Parse" in line]
+    assert len(queries) == 1
+    assert "SELECT 2" in queries[0]
+
+
+def test_a_connection_the_server_closed_is_replaced_before_the_request_uses_it(reused):
+    old_pid = reused.connection.info.backend_pid
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [old_pid])
+    # The server's goodbye (its error, then the end of the stream) reaches the socket.
+    readable, _, _ = select.select([reused.connection.fileno()], [], [], 10)
+    assert readable
+
+    start_request(reused)
+    with reused.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (new_pid,) = cursor.fetchone()
+
+    assert new_pid != old_pid
