@@ -1,6 +1,8 @@
 """The PostgreSQL backend's health check: no query on a sound connection, a new one if closed."""
 
 import contextlib
+import os
+import resource
 import select
 import tempfile
 from collections.abc import Iterator
@@ -74,3 +76,34 @@ def test_a_connection_the_server_closed_is_replaced_before_the_request_uses_it(r
         (new_pid,) = cursor.fetchone()
 
     assert new_pid != old_pid
+
+
+@pytest.fixture
+def reused_on_a_high_descriptor() -> Iterator[BaseDatabaseWrapper]:
+    """Like `reused`, its socket numbered above 1023, as in a worker with many clients."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1100:
+        pytest.skip(f"this machine allows {hard} open files, too few to pass 1023")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1100), hard))
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1030)]
+    wrapper = connections.create_connection("default")
+    try:
+        wrapper.ensure_connection()
+        assert wrapper.connection.fileno() > 1023
+        yield wrapper
+    finally:
+        wrapper.close()
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_connection_on_a_descriptor_above_1023_is_checked_too(reused_on_a_high_descriptor):
+    wrapper = reused_on_a_high_descriptor
+    start_request(wrapper)
+    with wire(wrapper) as sent, wrapper.cursor() as cursor:
+        cursor.execute("SELECT 2")
+        assert cursor.fetchone() == (2,)
+
+    assert [line for line in sent if "Query" in line or "Parse" in line] != []
+    assert not any("SELECT 1" in line for line in sent)

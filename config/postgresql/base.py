@@ -33,5 +33,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
 
 def _has_input(fd: int) -> bool:
-    readable, _, _ = select.select([fd], [], [], 0)
-    return bool(readable)
+    # poll, not select: select() refuses descriptors above 1023, which a worker
+    # with many threads and kept-alive clients reaches.
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
