@@ -38,7 +38,7 @@ from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.error import HTTPError
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 from urllib.request import Request, urlopen
 
 DEFAULT_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -98,6 +98,8 @@ class FakeRequest:
     path: str
     form: dict[str, str] = field(repr=False)
     auth_username: str
+    client_port: int = 0  # the connection it came on
+    proxied_for: str = ""  # the host it was for, when it came as to a proxy
 
 
 @dataclass(frozen=True)
@@ -361,11 +363,14 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         form = self._read_form()
         username, password = self._basic_auth()
-        self.fake._record_request(FakeRequest("POST", self.path, form, username))
+        path, proxied_for = _origin_form(self.path)
+        self.fake._record_request(
+            FakeRequest("POST", path, form, username, self.client_address[1], proxied_for)
+        )
         if self.fake.latency > 0:
             self.fake._wait(self.fake.latency)
 
-        matched = MESSAGES_PATH.match(self.path.split("?", 1)[0])
+        matched = MESSAGES_PATH.match(path.split("?", 1)[0])
         if matched is None:
             self._send_error(20404, 404, "The requested resource was not found")
             return
@@ -505,6 +510,17 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         if self.fake.verbose:
             super().log_message(format, *args)
+
+
+def _origin_form(target: str) -> tuple[str, str]:
+    """A request's path, and its host when it was sent as to an HTTP proxy (absolute form).
+
+    So the fake also stands for a proxy with Twilio behind it.
+    """
+    if target.startswith("http://"):
+        parts = urlsplit(target)
+        return parts.path + (f"?{parts.query}" if parts.query else ""), parts.netloc
+    return target, ""
 
 
 def _message_json(message: FakeMessage) -> dict[str, object]:

@@ -11,6 +11,8 @@ from django.core import checks
 from django.db import connection
 from twilio.request_validator import RequestValidator
 
+from integrations import sms
+from integrations import twilio as twilio_backend
 from integrations.models import Verification, VerificationEvent
 from tests.fake_twilio import (
     CODE_IN_BODY,
@@ -306,6 +308,43 @@ def test_missing_server_credentials_answer_503_without_calling_twilio(api, fake_
     assert sent.status_code == 503
     assert sent.json()["code"] == "provider_unavailable"
     assert fake_twilio.requests == []
+
+
+# --- The connection to Twilio -------------------------------------------------------
+
+
+def send_directly(to: str) -> str:
+    return sms.send_message(sms.SmsMessage(to=to, body="Your verification code is 123456."))
+
+
+def test_threads_share_kept_alive_connections_to_twilio(fake_twilio):
+    # Each wave of sends overlaps in the fake, so each needs a connection of
+    # its own; the second wave finds the first wave's connections kept alive.
+    fake_twilio.latency = 0.2
+    for _ in range(2):
+        wave = [threading.Thread(target=send_directly, args=(PHONE,)) for _ in range(8)]
+        for thread in wave:
+            thread.start()
+        for thread in wave:
+            thread.join()
+    assert len(fake_twilio.requests) == 16
+    assert len({request.client_port for request in fake_twilio.requests}) <= 8
+
+
+def test_sends_go_through_the_proxy_the_environment_sets(api, fake_twilio, settings, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", fake_twilio.url)  # the fake answers as a proxy would
+    monkeypatch.setattr(twilio_backend, "_client", None)
+    settings.TWILIO_API_BASE_URL = "http://api.twilio.test"
+    assert start(api).status_code == 201
+    assert fake_twilio.requests[-1].proxied_for == "api.twilio.test"
+
+
+def test_no_proxy_spares_twilios_host_from_the_proxy(api, fake_twilio, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setattr(twilio_backend, "_client", None)
+    assert start(api).status_code == 201
+    assert fake_twilio.requests[-1].proxied_for == ""
 
 
 # --- The code stays secret -------------------------------------------------------
