@@ -117,13 +117,12 @@ def record_delivery_report(report: DeliveryReport) -> str:
 
 
 def _sender_of(message_sid: str, *, lock: bool) -> Verification | None:
-    """The verification that sent `message_sid`: its current message, or one a resend replaced."""
-    sender_id = (
-        VerificationEvent.objects.filter(message_sid=message_sid)
-        .values_list("verification_id", flat=True)
-        .first()
-    )
-    if sender_id is None:
-        return None
-    verifications = Verification.objects.select_for_update() if lock else Verification.objects
-    return verifications.filter(pk=sender_id).first()
+    """The verification that sent `message_sid`: its current message, or one a resend replaced.
+
+    One query, joined through the event that holds the SID; with `lock`, only
+    the verification's row is locked.
+    """
+    senders = Verification.objects.filter(events__message_sid=message_sid)
+    if lock:
+        senders = senders.select_for_update(of=("self",))
+    return senders.first()
