@@ -249,29 +249,55 @@ class PhoneState(models.Model):
 
 
 class DailySendCount(models.Model):
-    """Messages sent per UTC day, for SMS_DAILY_CAP (one row per day)."""
+    """Messages sent per UTC day, for SMS_DAILY_CAP, counted on SLOTS rows per day.
 
-    day = models.DateField(primary_key=True)
+    A send adds one to a row of its day, which stays locked until the send's
+    reservation commits. On one row, every send of every worker and node would
+    queue there, each holding it through its commit; over several rows,
+    concurrent sends mostly take different ones. Each slot allows its share of
+    the cap, the shares adding up to the cap, so the day's total never passes it.
+    """
+
+    SLOTS = 8
+
+    day = models.DateField()
+    slot = models.PositiveSmallIntegerField()
     count = models.PositiveIntegerField(default=0)
 
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "slot"], name="daily_send_count_slot")
+        ]
+
     def __str__(self) -> str:
-        return f"{self.day}: {self.count}"
+        return f"{self.day} #{self.slot}: {self.count}"
 
     @classmethod
-    def take_one(cls, day: date, *, cap: int) -> bool:
-        """Count one message on `day`; False when `cap` is reached or the day has no row yet.
+    def share(cls, slot: int, cap: int) -> int:
+        """How many of the day's `cap` messages `slot` may count."""
+        return cap // cls.SLOTS + (1 if slot < cap % cls.SLOTS else 0)
 
-        A conditional UPDATE: the database refuses to go past the cap even when
-        many workers send at once. Written in SQL because every send runs it,
-        and the ORM spent three times the statement's own CPU building it.
+    @classmethod
+    def take_one(cls, day: date, *, slot: int, cap: int) -> bool:
+        """Count one message on `day` in `slot`; False when its share is reached or it has no row.
+
+        A conditional UPDATE: the database refuses to go past the share even
+        when many workers send at once. Written in SQL because every send runs
+        it, and the ORM spent three times the statement's own CPU building it.
         """
         with connection.cursor() as cursor:
             cursor.execute(
                 "UPDATE integrations_dailysendcount SET count = count + 1"
-                " WHERE day = %s AND count < %s",
-                [connection.ops.adapt_datefield_value(day), cap],
+                " WHERE day = %s AND slot = %s AND count < %s",
+                [connection.ops.adapt_datefield_value(day), slot, cls.share(slot, cap)],
             )
             return cursor.rowcount > 0
+
+    @classmethod
+    def slots_with_room(cls, day: date, cap: int) -> list[int]:
+        """The slots of `day` below their share (none before the day's rows exist)."""
+        counts = cls.objects.filter(day=day).values_list("slot", "count")
+        return [slot for slot, count in counts if count < cls.share(slot, cap)]
 
 
 # --- Developer Section: custom attributes, API definitions, API-call log -------------

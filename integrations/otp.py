@@ -7,6 +7,7 @@ outcome atomically. A send refused by a limit never reaches the provider.
 """
 
 import math
+import random
 import secrets
 import uuid
 from collections.abc import Callable
@@ -258,17 +259,23 @@ def _atomic_with_one_retry(reserve: Callable[[], T]) -> T:
 def _take_from_daily_cap(now: datetime) -> None:
     """Count this send against the day's SMS_DAILY_CAP, or raise (fails closed).
 
-    The last step of a reservation: every send of the day updates this one
-    row, which then stays locked only until the commit, as long as it would
-    in a statement of its own. A send that the reservation refuses is never
-    counted, as its transaction rolls back.
+    The last step of a reservation: the day's row it updates then stays locked
+    only until the commit, as long as it would in a statement of its own. A
+    send that the reservation refuses is never counted, as its transaction
+    rolls back. The send takes a slot at random; only when that slot is full,
+    or the day has no rows yet, does it look for another.
     """
-    day = now.date()
-    if not DailySendCount.take_one(day, cap=settings.SMS_DAILY_CAP):
-        # No row updated: the day's row is missing, or the cap is reached.
-        DailySendCount.objects.get_or_create(day=day)
-        if not DailySendCount.take_one(day, cap=settings.SMS_DAILY_CAP):
-            raise DailyCapReachedError()
+    day, cap = now.date(), settings.SMS_DAILY_CAP
+    if DailySendCount.take_one(day, slot=random.randrange(DailySendCount.SLOTS), cap=cap):
+        return
+    DailySendCount.objects.bulk_create(
+        [DailySendCount(day=day, slot=slot) for slot in range(DailySendCount.SLOTS)],
+        ignore_conflicts=True,
+    )
+    for slot in DailySendCount.slots_with_room(day, cap):
+        if DailySendCount.take_one(day, slot=slot, cap=cap):
+            return
+    raise DailyCapReachedError()
 
 
 def _deliver(verification: Verification, code: str, *, event: str) -> None:

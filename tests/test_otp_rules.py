@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from phonenumbers import PhoneNumberType
 
-from integrations.models import PhoneState, Verification, VerificationEvent
+from integrations.models import DailySendCount, PhoneState, Verification, VerificationEvent
 from tests.otp_helpers import (
     GB_MOBILE,
     GUIDE_SEND,
@@ -582,6 +582,30 @@ def test_sends_refused_by_a_phone_limit_cost_the_daily_cap_nothing(api, outbox, 
 
     assert start(api, US_PHONE_2).status_code == 201
     assert start(api, US_PHONE_3).json()["code"] == "daily_cap_reached"
+
+
+def us_phones(count: int) -> list[str]:
+    return [f"+1415555{2600 + index}" for index in range(count)]
+
+
+def test_the_daily_cap_is_exact_when_it_does_not_divide_among_the_slots(api, outbox, settings):
+    settings.SMS_DAILY_CAP = 2 * DailySendCount.SLOTS + 3
+    phones = us_phones(settings.SMS_DAILY_CAP + 1)
+
+    answers = [start(api, phone).status_code for phone in phones]
+
+    assert answers == [201] * settings.SMS_DAILY_CAP + [503]
+    assert len(outbox) == settings.SMS_DAILY_CAP
+
+
+def test_the_days_sends_are_counted_on_several_rows(api, outbox, settings):
+    # Sends that all took one row would all queue on its lock.
+    for phone in us_phones(24):
+        start(api, phone)
+
+    counted = DailySendCount.objects.filter(count__gt=0)
+    assert sum(row.count for row in counted) == 24
+    assert len(counted) > 1
 
 
 # --- Resend and cancel --------------------------------------------------------------------
