@@ -56,6 +56,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
+# Connections the run needs beside gunicorn's: its own commands, and superusers' reserve.
+CONNECTIONS_SPARE = 8
 SCENARIOS = ["bare", "write_floor", "check", "send_floor", "send", "flow"]
 HOST = "127.0.0.1"
 FAKE_TWILIO_SID = "AC" + "b" * 32
@@ -282,10 +284,21 @@ def database(config: Config, workdir: Path) -> Iterator[tuple[str, str]]:
     server = urlunsplit(url._replace(path="/postgres"))
     with psycopg.connect(server, autocommit=True) as conn:
         version = conn.execute("SHOW server_version").fetchone()[0]
+        allowed = int(conn.execute("SHOW max_connections").fetchone()[0])
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
+    threads = config.workers * config.threads
+    if threads + CONNECTIONS_SPARE > allowed:
+        # Each thread that has served a request keeps its connection (CONN_MAX_AGE).
+        print(
+            f"Warning: PostgreSQL allows {allowed} connections, and the {threads} threads of "
+            f"gunicorn may each keep one: requests may fail with 'too many clients'. "
+            f"Raise max_connections or lower BENCH_THREADS.",
+            flush=True,
+        )
+    description = f"PostgreSQL {version.split()[0]} (max_connections {allowed})"
     try:
-        yield urlunsplit(url._replace(path=f"/{name}")), f"PostgreSQL {version.split()[0]}"
+        yield urlunsplit(url._replace(path=f"/{name}")), description
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
