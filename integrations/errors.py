@@ -5,6 +5,7 @@ import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions as drf
@@ -68,6 +69,19 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         auth_header = getattr(exc, "auth_header", None)
         if auth_header:
             headers["WWW-Authenticate"] = auth_header
+    elif isinstance(exc, OperationalError | InterfaceError):
+        # The database refused or lost the connection ("too many clients", a
+        # restart), or a lock or statement timed out: nothing was changed (the
+        # transaction rolled back), and trying again shortly may work. Logged
+        # without the message, which may quote the statement.
+        logger.error(
+            "Database unavailable: %s (SQLSTATE %s)",
+            type(exc.__cause__ or exc).__name__,
+            getattr(exc.__cause__, "sqlstate", None) or "-",
+        )
+        body = error_body("database_unavailable", "The service is busy. Try again shortly.")
+        status = 503
+        headers["Retry-After"] = "1"
     else:
         # Unknown errors stay real errors: Django logs them and answers 500.
         return None

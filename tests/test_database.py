@@ -7,10 +7,13 @@ import select
 import tempfile
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from django.db import connection, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg import pq
+
+from tests.otp_helpers import US_PHONE, start
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -107,3 +110,25 @@ def test_a_connection_on_a_descriptor_above_1023_is_checked_too(reused_on_a_high
 
     assert [line for line in sent if "Query" in line or "Parse" in line] != []
     assert not any("SELECT 1" in line for line in sent)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_send_that_waits_too_long_for_a_lock_answers_503_and_sends_nothing(api, outbox):
+    assert start(api, US_PHONE).status_code == 201
+    params = connection.get_connection_params()
+    with psycopg.connect(**params) as holder:  # another session holds the phone's row
+        holder.execute(
+            "SELECT 1 FROM integrations_phonestate WHERE phone = %s FOR UPDATE", [US_PHONE]
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '200ms'")
+        try:
+            answer = start(api, US_PHONE)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+
+    assert answer.status_code == 503
+    assert answer.json()["code"] == "database_unavailable"
+    assert answer["Retry-After"] == "1"
+    assert len(outbox) == 1
