@@ -71,9 +71,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             headers["WWW-Authenticate"] = auth_header
     elif isinstance(exc, OperationalError | InterfaceError):
         # The database refused or lost the connection ("too many clients", a
-        # restart), or a lock or statement timed out: nothing was changed (the
-        # transaction rolled back), and trying again shortly may work. Logged
-        # without the message, which may quote the statement.
+        # restart), or a lock or statement timed out: the open transaction has
+        # rolled back, and trying again shortly may work. Logged without the
+        # message, which may quote the statement.
         logger.error(
             "Database unavailable: %s (SQLSTATE %s)",
             type(exc.__cause__ or exc).__name__,

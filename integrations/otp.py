@@ -407,11 +407,11 @@ def _locked_phone_state(phone: str) -> PhoneState | None:
     with connection.cursor() as cursor:
         cursor.execute(sql + _for_update(), [phone])
         row = cursor.fetchone()
+        names = [column[0] for column in cursor.description]
     if row is None:
         return None
     # Read as a cursor row, not through raw(), which spent more CPU mapping
     # the columns to the model than converting the four values costs.
-    names = ["phone", "recent_sends", "consecutive_failures", "locked_until"]
     values = [
         _as_read_by_the_orm(PhoneState, name, value) for name, value in zip(names, row, strict=True)
     ]

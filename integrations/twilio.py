@@ -35,8 +35,6 @@ CONNECT_TIMEOUT_SECONDS = 3.0
 # Connections to Twilio kept alive per process: one per gunicorn thread is plenty.
 POOL_SIZE = 64
 INVALID_TO_NUMBER = 21211
-# Twilio account SIDs are "AC" + 32 hex digits. The client puts the SID into the
-# URL path unescaped, so a SID sent by a caller is checked before it is used.
 
 
 class TwilioBackend(BaseSmsBackend):
@@ -186,12 +184,14 @@ class _HttpClient(HttpClient):
         allow_redirects: bool = False,
     ) -> Response:
         parts = urlsplit(url)
+        # The scheme and host the client chose (api.twilio.com, or an edge or
+        # region host when TWILIO_EDGE/TWILIO_REGION are set), unless
+        # TWILIO_API_BASE_URL points elsewhere.
+        origin = f"{parts.scheme}://{parts.netloc}"
         if self.base_url != TWILIO_API_BASE_URL:
-            # Replace the scheme and host (api.twilio.com, or an edge/region host
-            # when TWILIO_EDGE/TWILIO_REGION are set) and keep the path.
-            url = self.base_url + parts.path
+            origin = self.base_url
         query = "&".join(filter(None, [parts.query, urlencode(_present(params), doseq=True)]))
-        url = url.split("?", 1)[0] + (f"?{query}" if query else "")
+        url = origin + parts.path + (f"?{query}" if query else "")
         sent = dict(headers or {})
         if auth is not None:
             sent.update(urllib3.make_headers(basic_auth=f"{auth[0]}:{auth[1]}"))
