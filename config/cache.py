@@ -1,8 +1,13 @@
-"""Django's Redis cache, with one Redis client per connection pool and a one-step incr."""
+"""The caches: Django's Redis and database caches, each with an incr that loses no count.
+
+Both count each bot's sends (integrations.throttles), so concurrent increments
+from any number of workers must all land.
+"""
 
 from typing import Any
 
-from django.core.cache.backends import redis
+from django.core.cache.backends import db, redis
+from django.db import connections, router, transaction
 
 # INCRBY only a key that exists, in one atomic step. Django's client sends
 # EXISTS, then INCRBY: two round trips, between which the key may expire and
@@ -52,3 +57,31 @@ class RedisCache(redis.RedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = RedisCacheClient
+
+
+class DatabaseCache(db.DatabaseCache):
+    """Django's database cache, with the row locked from incr's read to its write.
+
+    Django's incr reads the value, then writes value + delta in another
+    statement: two workers counting at once could both write the same number,
+    and a send would go uncounted. Here the row is locked first (FOR UPDATE on
+    PostgreSQL; SQLite's transactions here take the write lock at BEGIN).
+    """
+
+    def incr(self, key: str, delta: int = 1, version: int | None = None) -> int:
+        alias = router.db_for_write(self.cache_model_class)
+        connection = connections[alias]
+        with transaction.atomic(using=alias):
+            if connection.features.has_select_for_update:
+                quote = connection.ops.quote_name
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        f"SELECT 1 FROM {quote(self._table)}"  # noqa: S608 - the table's name, from settings
+                        f" WHERE {quote('cache_key')} = %s FOR UPDATE",
+                        [self.make_and_validate_key(key, version=version)],
+                    )
+                    # Missing as of the lock: a row that another transaction
+                    # commits later must not be read and written here unlocked.
+                    if cursor.fetchone() is None:
+                        raise ValueError(f"Key '{key}' not found.")
+            return super().incr(key, delta, version=version)

@@ -121,7 +121,7 @@ else:
     # Shared by every worker process, unlike the local-memory cache.
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "BACKEND": "config.cache.DatabaseCache",
             "LOCATION": "cache_entries",
         }
     }

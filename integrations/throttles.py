@@ -31,9 +31,10 @@ def parse_rate(rate: str) -> tuple[int, int] | None:
 class BotSendRateThrottle(BaseThrottle):
     """At most BOT_SEND_RATE sends (new verifications and resends) per bot, or RateLimitedError.
 
-    Counted per fixed window with the cache's incr, which is Redis's atomic
-    INCR when REDIS_URL is set, so workers on any number of nodes share one
-    count. Staff sessions are not capped.
+    Counted per fixed window with the cache's incr: Redis's atomic INCR when
+    REDIS_URL is set, so workers on any number of nodes share one count, and
+    otherwise the database cache's, which locks the count's row (config.cache).
+    Staff sessions are not capped.
     """
 
     def allow_request(self, request: Request, view: Any) -> bool:
