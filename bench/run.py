@@ -570,7 +570,8 @@ def markdown(report: dict[str, Any], skipped: dict[str, str]) -> str:
         lines.append(f"- {name}: not measured ({reason})")
     lines.append("")
     lines.append(
-        f"{s['cores']} cores, gunicorn gthread {s['workers']} workers x {s['threads']} threads, "
+        f"{s['cores']} cores, gunicorn gthread {s['workers']} workers x {s['threads']} threads "
+        "(--reuse-port), "
         f"{s['database']}, cache: {s['cache']}, {s['clients']} keep-alive clients in "
         f"{s['loadgen_processes']} load processes, {s['rounds']} rounds of {s['duration']:g} s "
         f"per scenario after {s['warmup']:g} s warm-up each, "
@@ -651,6 +652,10 @@ def run(config: Config) -> dict[str, Any]:
                     str(config.threads),
                     "--worker-class",
                     "gthread",
+                    # A listening socket per worker, as the README's Production
+                    # section advises: the kernel spreads the kept-alive clients
+                    # over the workers instead of the first awake taking most.
+                    "--reuse-port",
                     "--timeout",
                     "60",
                     "--keep-alive",
@@ -706,6 +711,7 @@ def run(config: Config) -> dict[str, Any]:
                 "workers": config.workers,
                 "threads": config.threads,
                 "worker_class": "gthread",
+                "reuse_port": True,
                 "database": stack.database,
                 "cache": "Redis" if config.redis_url else "database",
                 "latency": config.latency,
