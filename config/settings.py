@@ -110,6 +110,13 @@ else:
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's, with a health check that polls the socket before it sends a query.
     DATABASES["default"]["ENGINE"] = "config.postgresql"
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+        # Parameters sent apart from the SQL, and each statement prepared on its
+        # connection from its fifth run: PostgreSQL then parses and plans it
+        # once, not at every request. Poolers that cannot keep prepared
+        # statements (PgBouncer in transaction mode before 1.21) need it False.
+        options.update(server_side_binding=True, prepare_threshold=5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache --------------------------------------------------------------------

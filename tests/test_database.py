@@ -4,8 +4,11 @@ import contextlib
 import os
 import resource
 import select
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -79,6 +82,44 @@ def test_a_connection_the_server_closed_is_replaced_before_the_request_uses_it(r
         (new_pid,) = cursor.fetchone()
 
     assert new_pid != old_pid
+
+
+def test_a_statement_run_again_on_a_connection_is_parsed_and_planned_once(reused):
+    with wire(reused) as sent, reused.cursor() as cursor:
+        for n in range(12):
+            cursor.execute("SELECT %s::int + 1", [n])
+            assert cursor.fetchone() == (n + 1,)
+
+    parses = [line for line in sent if "\tParse\t" in line]
+    named = [line for line in parses if '"SELECT $1::int + 1"' in line and '""' not in line]
+    # Sent alone the first five times, then prepared once under a name and bound to it.
+    assert len(named) == 1
+    assert len(parses) == 6
+    assert sum(1 for line in sent if "\tBind\t" in line) == 12
+
+
+def database_options(**environment: str) -> str:
+    """The OPTIONS that the project's settings give a PostgreSQL DATABASE_URL."""
+    env = dict(os.environ)
+    env.pop("DATABASE_PREPARED_STATEMENTS", None)  # its default is under test
+    env.update(ENV_FILE="", DEBUG="True", DATABASE_URL="postgres://chatbot@db.example/chatbot_auth")
+    env.update(environment)
+    code = "from config import settings; print(sorted(settings.DATABASES['default']['OPTIONS']))"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_prepared_statements_can_be_turned_off_for_a_pooler_that_cannot_keep_them():
+    assert database_options() == "['prepare_threshold', 'server_side_binding']"
+    assert database_options(DATABASE_PREPARED_STATEMENTS="False") == "[]"
 
 
 @pytest.fixture
