@@ -16,6 +16,7 @@ from django.db import connection, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg import pq
 
+from chatflows.models import Conversation, Flow
 from tests.otp_helpers import US_PHONE, start
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -96,6 +97,19 @@ def test_a_statement_run_again_on_a_connection_is_parsed_and_planned_once(reused
     assert len(named) == 1
     assert len(parses) == 6
     assert sum(1 for line in sent if "\tBind\t" in line) == 12
+
+
+def test_batches_stay_within_the_parameters_one_statement_may_take(bot):
+    # With server-side binding each id is a parameter: Django must split its
+    # batches, or PostgreSQL refuses the statement (seen deleting a big flow).
+    flow = Flow.objects.create(bot=bot, name="Busy flow")
+    count = 65_535 + 1  # the most PostgreSQL's protocol takes, and one more
+    Conversation.objects.bulk_create(Conversation(flow=flow, bot=bot) for _ in range(count))
+
+    deleted = flow.delete()
+
+    assert deleted == (count + 1, {"chatflows.Conversation": count, "chatflows.Flow": 1})
+    assert not Conversation.objects.exists()
 
 
 def database_options(**environment: str) -> str:

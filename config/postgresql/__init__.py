@@ -1,1 +1,2 @@
-"""Django's PostgreSQL backend with a health check that costs no round trip (see base.py)."""
+"""Django's PostgreSQL backend: a health check without a round trip, batches within the
+parameter limit of server-side binding (see base.py)."""

@@ -11,14 +11,44 @@ the end of the stream, so the idle socket has something to read. Polling the
 socket answers the same question without the round trip. Only when there is
 input waiting is the `SELECT 1` sent, and it then decides as before: an idle
 connection of ours expects nothing from the server.
+
+With server-side binding (DATABASE_PREPARED_STATEMENTS), each parameter
+travels apart from the SQL, and PostgreSQL's protocol takes at most 65,535 of
+them in one statement. Django splits its batches (bulk_create, bulk_update,
+the deletion collector's related lookups, in_bulk) by that limit only when the
+backend declares it, as SQLite's does; this one declares it whenever the
+binding is on. Without it, deleting a flow with 70,000 conversations failed.
 """
 
 import select
 
-from django.db.backends.postgresql import base
+from django.db.backends.postgresql import base, features, operations
+from django.utils.functional import cached_property
+
+# Parameters in one statement: the protocol counts them in 16 bits.
+MAX_QUERY_PARAMS = 65535
+
+
+class DatabaseFeatures(features.DatabaseFeatures):
+    @cached_property
+    def max_query_params(self) -> int | None:  # type: ignore[override]
+        if self.connection.settings_dict["OPTIONS"].get("server_side_binding"):
+            return MAX_QUERY_PARAMS
+        return None
+
+
+class DatabaseOperations(operations.DatabaseOperations):
+    def bulk_batch_size(self, fields: list, objs: list) -> int:
+        limit = self.connection.features.max_query_params
+        if limit and fields:
+            return limit // len(fields)
+        return super().bulk_batch_size(fields, objs)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    features_class = DatabaseFeatures
+    ops_class = DatabaseOperations
+
     def close_if_health_check_failed(self) -> None:
         if (
             self.connection is not None
