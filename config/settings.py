@@ -108,15 +108,17 @@ else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Django's, with a health check that polls the socket before it sends a query.
+    # Django's, with a health check that polls the socket before it sends a
+    # query, and batches kept within the parameter limit of server-side binding.
     DATABASES["default"]["ENGINE"] = "config.postgresql"
-    options = DATABASES["default"].setdefault("OPTIONS", {})
     if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
         # Parameters sent apart from the SQL, and each statement prepared on its
         # connection from its fifth run: PostgreSQL then parses and plans it
         # once, not at every request. Poolers that cannot keep prepared
         # statements (PgBouncer in transaction mode before 1.21) need it False.
-        options.update(server_side_binding=True, prepare_threshold=5)
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            server_side_binding=True, prepare_threshold=5
+        )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache --------------------------------------------------------------------

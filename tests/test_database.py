@@ -1,4 +1,4 @@
-"""The PostgreSQL backend's health check: no query on a sound connection, a new one if closed."""
+"""The PostgreSQL backend: health check, prepared statements, batches within the parameter limit."""
 
 import contextlib
 import os
@@ -118,7 +118,10 @@ def database_options(**environment: str) -> str:
     env.pop("DATABASE_PREPARED_STATEMENTS", None)  # its default is under test
     env.update(ENV_FILE="", DEBUG="True", DATABASE_URL="postgres://chatbot@db.example/chatbot_auth")
     env.update(environment)
-    code = "from config import settings; print(sorted(settings.DATABASES['default']['OPTIONS']))"
+    code = (
+        "from config import settings;"
+        "print(sorted(settings.DATABASES['default'].get('OPTIONS', {})))"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code],
         env=env,
