@@ -119,6 +119,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"].setdefault("OPTIONS", {}).update(
             server_side_binding=True, prepare_threshold=5
         )
+    # Exports stream their rows through a cursor held open between transactions,
+    # which a pooler in transaction mode loses: False reads each result whole.
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = not env.bool(
+        "DATABASE_SERVER_SIDE_CURSORS", default=True
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache --------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The PostgreSQL backend: health check, prepared statements, batches within the parameter limit."""
 
 import contextlib
+import json
 import os
 import resource
 import select
@@ -112,15 +113,15 @@ def test_batches_stay_within_the_parameters_one_statement_may_take(bot):
     assert not Conversation.objects.exists()
 
 
-def database_options(**environment: str) -> str:
-    """The OPTIONS that the project's settings give a PostgreSQL DATABASE_URL."""
-    env = dict(os.environ)
-    env.pop("DATABASE_PREPARED_STATEMENTS", None)  # its default is under test
+def database_settings(**environment: str) -> dict:
+    """What the project's settings make of a PostgreSQL DATABASE_URL in `environment`."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("DATABASE_")}
     env.update(ENV_FILE="", DEBUG="True", DATABASE_URL="postgres://chatbot@db.example/chatbot_auth")
     env.update(environment)
     code = (
-        "from config import settings;"
-        "print(sorted(settings.DATABASES['default'].get('OPTIONS', {})))"
+        "import json; from config import settings; db = settings.DATABASES['default'];"
+        "print(json.dumps({'options': sorted(db.get('OPTIONS', {})),"
+        " 'server_side_cursors': not db['DISABLE_SERVER_SIDE_CURSORS']}))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -131,12 +132,18 @@ def database_options(**environment: str) -> str:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
+    return json.loads(result.stdout)
 
 
-def test_prepared_statements_can_be_turned_off_for_a_pooler_that_cannot_keep_them():
-    assert database_options() == "['prepare_threshold', 'server_side_binding']"
-    assert database_options(DATABASE_PREPARED_STATEMENTS="False") == "[]"
+def test_a_pooler_in_transaction_mode_can_be_served():
+    assert database_settings() == {
+        "options": ["prepare_threshold", "server_side_binding"],
+        "server_side_cursors": True,
+    }
+    behind_a_pooler = database_settings(
+        DATABASE_PREPARED_STATEMENTS="False", DATABASE_SERVER_SIDE_CURSORS="False"
+    )
+    assert behind_a_pooler == {"options": [], "server_side_cursors": False}
 
 
 @pytest.fixture
