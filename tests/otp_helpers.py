@@ -79,23 +79,26 @@ class Inbox:
         return [code_in(m) for m in LocmemBackend.outbox]
 
 
-def startup_failure(**environment: str) -> str:
-    """What Django printed failing to start with `environment` set (it must fail)."""
-    env = {
-        **os.environ,
-        "ENV_FILE": "",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DEBUG": "True",
-        **environment,
-    }
-    env.pop("DATABASE_URL", None)
-    result = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
+def run_with_settings(code: str, **environment: str) -> subprocess.CompletedProcess:
+    """Run `code` in a new Python with the project's settings and `environment` only.
+
+    No `.env` is read, and no DATABASE_* variable of this process gets through.
+    """
+    env = {name: value for name, value in os.environ.items() if not name.startswith("DATABASE_")}
+    env.update(ENV_FILE="", DJANGO_SETTINGS_MODULE="config.settings", DEBUG="True")
+    env.update(environment)
+    return subprocess.run(
+        [sys.executable, "-c", code],
         env=env,
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parent.parent,
         check=False,
     )
+
+
+def startup_failure(**environment: str) -> str:
+    """What Django printed failing to start with `environment` set (it must fail)."""
+    result = run_with_settings("import django; django.setup()", **environment)
     assert result.returncode != 0, "Django started"
     return result.stderr

@@ -5,11 +5,8 @@ import json
 import os
 import resource
 import select
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -18,7 +15,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg import pq
 
 from chatflows.models import Conversation, Flow
-from tests.otp_helpers import US_PHONE, start
+from tests.otp_helpers import US_PHONE, run_with_settings, start
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -115,22 +112,13 @@ def test_batches_stay_within_the_parameters_one_statement_may_take(bot):
 
 def database_settings(**environment: str) -> dict:
     """What the project's settings make of a PostgreSQL DATABASE_URL in `environment`."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("DATABASE_")}
-    env.update(ENV_FILE="", DEBUG="True", DATABASE_URL="postgres://chatbot@db.example/chatbot_auth")
-    env.update(environment)
     code = (
         "import json; from config import settings; db = settings.DATABASES['default'];"
         "print(json.dumps({'options': sorted(db.get('OPTIONS', {})),"
         " 'server_side_cursors': not db['DISABLE_SERVER_SIDE_CURSORS']}))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parent.parent,
-        check=False,
-    )
+    url = "postgres://chatbot@db.example/chatbot_auth"
+    result = run_with_settings(code, DATABASE_URL=url, **environment)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
