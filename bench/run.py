@@ -30,7 +30,8 @@ Environment: BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_ROUNDS (3), BENCH_WORKE
 BENCH_THREADS (32), BENCH_CLIENTS (32), BENCH_LATENCY (0.15),
 BENCH_LOADGEN_PROCESSES (2), BENCH_SCENARIOS (all), BENCH_POOL_RATE (1500:
 targets prepared per second of `write_floor` and `check`), BENCH_FLOW_CLIENTS,
-BENCH_RESULTS_DIR (bench/results).
+BENCH_DATABASE_POOL_SIZE (8: PostgreSQL connections per worker, the project's
+default; 0 for one per thread), BENCH_RESULTS_DIR (bench/results).
 """
 
 import contextlib
@@ -81,6 +82,7 @@ SETTINGS_NAMES = {
     "PHONE_DEFAULT_REGION",
     "LOG_LEVEL",
     "CONN_MAX_AGE",
+    "DATABASE_POOL_SIZE",
     "DATABASE_PREPARED_STATEMENTS",
     "DATABASE_SERVER_SIDE_CURSORS",
     "DJANGO_SETTINGS_MODULE",
@@ -103,6 +105,7 @@ class Config:
     loadgen_processes: int
     pool_rate: int
     flow_clients: int
+    database_pool_size: int
     scenarios: list[str]
     database_url: str
     redis_url: str
@@ -125,6 +128,7 @@ class Config:
             loadgen_processes=int(env.get("BENCH_LOADGEN_PROCESSES", "2")),
             pool_rate=int(env.get("BENCH_POOL_RATE", "1500")),
             flow_clients=int(env.get("BENCH_FLOW_CLIENTS", "0")),
+            database_pool_size=int(env.get("BENCH_DATABASE_POOL_SIZE", "8")),
             scenarios=scenarios or SCENARIOS,
             database_url=env.get("DATABASE_URL", ""),
             redis_url=env.get("REDIS_URL", ""),
@@ -259,6 +263,7 @@ def base_env(config: Config, workdir: Path, port: int) -> dict[str, str]:
             # One bench bot sends thousands of codes a minute; the count still runs.
             "BOT_SEND_RATE": f"{10**9}/minute",
             "LOG_LEVEL": "WARNING",
+            "DATABASE_POOL_SIZE": str(config.database_pool_size),
             "PYTHONDONTWRITEBYTECODE": "1",
         }
     )
@@ -289,16 +294,23 @@ def database(config: Config, workdir: Path) -> Iterator[tuple[str, str]]:
         allowed = int(conn.execute("SHOW max_connections").fetchone()[0])
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-    threads = config.workers * config.threads
-    if threads + CONNECTIONS_SPARE > allowed:
+    if config.database_pool_size:
+        pooled = f"a pool of {config.database_pool_size} per worker"
+        needed = config.workers * config.database_pool_size
+    else:
         # Each thread that has served a request keeps its connection (CONN_MAX_AGE).
+        pooled = "one per thread"
+        needed = config.workers * config.threads
+    if needed + CONNECTIONS_SPARE > allowed:
         print(
-            f"Warning: PostgreSQL allows {allowed} connections, and the {threads} threads of "
-            f"gunicorn may each keep one: requests may fail with 'too many clients'. "
-            f"Raise max_connections or lower BENCH_THREADS.",
+            f"Warning: PostgreSQL allows {allowed} connections, and gunicorn may open "
+            f"{needed} ({pooled}): requests may fail with 'too many clients'. "
+            f"Raise max_connections, or lower BENCH_DATABASE_POOL_SIZE or BENCH_WORKERS.",
             flush=True,
         )
-    description = f"PostgreSQL {version.split()[0]} (max_connections {allowed})"
+    description = (
+        f"PostgreSQL {version.split()[0]} (max_connections {allowed}, connections: {pooled})"
+    )
     try:
         yield urlunsplit(url._replace(path=f"/{name}")), description
     finally:

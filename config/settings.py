@@ -119,6 +119,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"].setdefault("OPTIONS", {}).update(
             server_side_binding=True, prepare_threshold=5
         )
+    pool_size = env.int("DATABASE_POOL_SIZE", default=8)
+    if pool_size > 0:
+        # Each process shares this many connections between its threads: a node
+        # holds workers x DATABASE_POOL_SIZE of them, however many threads serve.
+        # A thread takes one at its first query and gives it back at the end of
+        # the request, and while it waits on the SMS provider or an API.
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them open
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": pool_size,
+            "max_size": pool_size,
+            # Past this wait for a connection, the request answers 503.
+            "timeout": 10,
+        }
     # Exports stream their rows through a cursor held open between transactions,
     # which a pooler in transaction mode loses: False reads each result whole.
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = not env.bool(

@@ -38,6 +38,7 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from .connections import release_database_connection
 from .crypto import is_unreadable, mask_secret
 from .models import PLACEHOLDER_RE, ApiCallLog, ApiDefinition, ApiRow, validate_api_url
 from .redaction import redact_data, redact_text
@@ -440,7 +441,11 @@ def _reason(exc: BaseException) -> str:
 def send_request(
     rendered: RenderedRequest, *, timeout: float, retries: int, idempotent: bool
 ) -> _Response:
-    """Send with the SSRF checks and limits; retries only for idempotent methods."""
+    """Send with the SSRF checks and limits; retries only for idempotent methods.
+
+    No pooled database connection is held meanwhile.
+    """
+    release_database_connection()
     parts = urlsplit(rendered.url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme.lower() == "https" else 80)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from .connections import release_database_connection
+
 BACKENDS = {
     "console": "integrations.sms.ConsoleBackend",
     "locmem": "integrations.sms.LocmemBackend",
@@ -87,4 +89,6 @@ def get_backend() -> BaseSmsBackend:
 
 
 def send_message(message: SmsMessage) -> str:
+    """Send through the configured backend, holding no pooled database connection meanwhile."""
+    release_database_connection()
     return get_backend().send(message)

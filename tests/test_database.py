@@ -1,12 +1,16 @@
-"""The PostgreSQL backend: health check, prepared statements, batches within the parameter limit."""
+"""The PostgreSQL backend: health checks, the pool, prepared statements, batches within the
+parameter limit."""
 
 import contextlib
 import json
 import os
 import resource
 import select
+import socket
 import tempfile
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -15,6 +19,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg import pq
 
 from chatflows.models import Conversation, Flow
+from integrations.executor import call_api
+from tests.developer_helpers import definition
 from tests.otp_helpers import US_PHONE, run_with_settings, start
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -26,21 +32,52 @@ def _needs_postgresql() -> None:
         pytest.skip("the health check is PostgreSQL's: set DATABASE_URL to a server")
 
 
+def settings_for(**changes: Any) -> dict[str, Any]:
+    """The test database's settings, changed; `pool=None` for none."""
+    options = {**connection.settings_dict["OPTIONS"]}
+    options.pop("pool", None)
+    pool = changes.pop("pool", None)
+    if pool:
+        options["pool"] = pool
+    return {**connection.settings_dict, "OPTIONS": options, **changes}
+
+
 @pytest.fixture
 def reused() -> Iterator[BaseDatabaseWrapper]:
-    """A connection of its own, open and idle, as a worker thread keeps one between requests."""
-    wrapper = connections.create_connection("default")
+    """A connection of its own, open and idle, as a worker thread keeps one between requests
+    when there is no pool (DATABASE_POOL_SIZE=0)."""
+    wrapper = type(connections["default"])(settings_for(CONN_MAX_AGE=60), "default")
     wrapper.ensure_connection()
     yield wrapper
     wrapper.close()
 
 
+@pytest.fixture
+def pooled() -> Iterator[BaseDatabaseWrapper]:
+    """A connection with a pool of its own, of one connection, given back and idle."""
+    pool = {"min_size": 1, "max_size": 1, "timeout": 10}
+    wrapper = type(connections["default"])(settings_for(CONN_MAX_AGE=0, pool=pool), "pooled")
+    wrapper.ensure_connection()
+    wrapper.close()  # back to the pool
+    yield wrapper
+    wrapper.close()
+    wrapper.close_pool()
+
+
+def pooled_connection(wrapper: BaseDatabaseWrapper) -> Any:
+    """The one connection of `wrapper`'s pool, left in the pool."""
+    wrapper.ensure_connection()
+    raw = wrapper.connection
+    wrapper.close()
+    return raw
+
+
 @contextlib.contextmanager
-def wire(wrapper: BaseDatabaseWrapper) -> Iterator[list[str]]:
-    """What the client sends to the server meanwhile, as libpq's trace lines."""
+def wire(raw: Any) -> Iterator[list[str]]:
+    """What the client sends on the psycopg connection `raw` meanwhile, as libpq's trace lines."""
     sent: list[str] = []
     with tempfile.TemporaryFile("w+") as trace:
-        pgconn = wrapper.connection.pgconn
+        pgconn = raw.pgconn
         pgconn.trace(trace.fileno())
         pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
         try:
@@ -51,40 +88,73 @@ def wire(wrapper: BaseDatabaseWrapper) -> Iterator[list[str]]:
         sent.extend(line for line in trace.read().splitlines() if line.startswith("F"))
 
 
+def queries(sent: list[str]) -> list[str]:
+    return [line for line in sent if "Query" in line or "Parse" in line]
+
+
 def start_request(wrapper: BaseDatabaseWrapper) -> None:
     # What Django runs on each connection as a request starts (close_old_connections).
     wrapper.close_if_unusable_or_obsolete()
 
 
+def terminate(raw: Any) -> int:
+    """Have the server close the connection `raw`, and wait for its goodbye to arrive."""
+    pid = raw.info.backend_pid
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    # The server's goodbye (its error, then the end of the stream) reaches the socket.
+    readable, _, _ = select.select([raw.fileno()], [], [], 10)
+    assert readable
+    return pid
+
+
+def backend_pid(wrapper: BaseDatabaseWrapper) -> int:
+    with wrapper.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
 def test_a_sound_connection_starts_a_request_without_a_health_check_query(reused):
     start_request(reused)
-    with wire(reused) as sent, reused.cursor() as cursor:
+    with wire(reused.connection) as sent, reused.cursor() as cursor:
         cursor.execute("SELECT 2")
         assert cursor.fetchone() == (2,)
 
-    queries = [line for line in sent if "Query" in line or "Parse" in line]
-    assert len(queries) == 1
-    assert "SELECT 2" in queries[0]
+    assert len(queries(sent)) == 1
+    assert "SELECT 2" in queries(sent)[0]
 
 
 def test_a_connection_the_server_closed_is_replaced_before_the_request_uses_it(reused):
-    old_pid = reused.connection.info.backend_pid
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(%s)", [old_pid])
-    # The server's goodbye (its error, then the end of the stream) reaches the socket.
-    readable, _, _ = select.select([reused.connection.fileno()], [], [], 10)
-    assert readable
+    old_pid = terminate(reused.connection)
 
     start_request(reused)
-    with reused.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        (new_pid,) = cursor.fetchone()
 
-    assert new_pid != old_pid
+    assert backend_pid(reused) != old_pid
+
+
+def test_a_sound_pooled_connection_is_handed_out_without_a_check_query(pooled):
+    raw = pooled_connection(pooled)
+    with wire(raw) as sent:
+        start_request(pooled)
+        with pooled.cursor() as cursor:
+            cursor.execute("SELECT 2")
+            assert cursor.fetchone() == (2,)
+
+    assert pooled.connection is raw
+    assert len(queries(sent)) == 1
+    assert "SELECT 2" in queries(sent)[0]
+
+
+def test_a_pooled_connection_the_server_closed_is_replaced_before_it_is_handed_out(pooled):
+    old_pid = terminate(pooled_connection(pooled))
+
+    start_request(pooled)
+
+    assert backend_pid(pooled) != old_pid
 
 
 def test_a_statement_run_again_on_a_connection_is_parsed_and_planned_once(reused):
-    with wire(reused) as sent, reused.cursor() as cursor:
+    with wire(reused.connection) as sent, reused.cursor() as cursor:
         for n in range(12):
             cursor.execute("SELECT %s::int + 1", [n])
             assert cursor.fetchone() == (n + 1,)
@@ -115,6 +185,7 @@ def database_settings(**environment: str) -> dict:
     code = (
         "import json; from config import settings; db = settings.DATABASES['default'];"
         "print(json.dumps({'options': sorted(db.get('OPTIONS', {})),"
+        " 'pool': db.get('OPTIONS', {}).get('pool'), 'conn_max_age': db['CONN_MAX_AGE'],"
         " 'server_side_cursors': not db['DISABLE_SERVER_SIDE_CURSORS']}))"
     )
     url = "postgres://chatbot@db.example/chatbot_auth"
@@ -123,15 +194,29 @@ def database_settings(**environment: str) -> dict:
     return json.loads(result.stdout)
 
 
+def test_each_process_shares_a_pool_of_connections_unless_told_otherwise():
+    pooled = database_settings(DATABASE_POOL_SIZE="6")
+    assert pooled["pool"] == {"min_size": 6, "max_size": 6, "timeout": 10}
+    assert pooled["conn_max_age"] == 0
+    assert database_settings()["pool"]["max_size"] == 8
+
+    unpooled = database_settings(DATABASE_POOL_SIZE="0", CONN_MAX_AGE="30")
+    assert unpooled["pool"] is None
+    assert unpooled["conn_max_age"] == 30
+
+
 def test_a_pooler_in_transaction_mode_can_be_served():
-    assert database_settings() == {
-        "options": ["prepare_threshold", "server_side_binding"],
-        "server_side_cursors": True,
-    }
     behind_a_pooler = database_settings(
-        DATABASE_PREPARED_STATEMENTS="False", DATABASE_SERVER_SIDE_CURSORS="False"
+        DATABASE_POOL_SIZE="0",
+        DATABASE_PREPARED_STATEMENTS="False",
+        DATABASE_SERVER_SIDE_CURSORS="False",
     )
-    assert behind_a_pooler == {"options": [], "server_side_cursors": False}
+    assert behind_a_pooler["options"] == []
+    assert behind_a_pooler["server_side_cursors"] is False
+
+    default = database_settings()
+    assert default["options"] == ["pool", "prepare_threshold", "server_side_binding"]
+    assert default["server_side_cursors"] is True
 
 
 @pytest.fixture
@@ -142,7 +227,7 @@ def reused_on_a_high_descriptor() -> Iterator[BaseDatabaseWrapper]:
         pytest.skip(f"this machine allows {hard} open files, too few to pass 1023")
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1100), hard))
     filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1030)]
-    wrapper = connections.create_connection("default")
+    wrapper = type(connections["default"])(settings_for(CONN_MAX_AGE=60), "default")
     try:
         wrapper.ensure_connection()
         assert wrapper.connection.fileno() > 1023
@@ -157,11 +242,11 @@ def reused_on_a_high_descriptor() -> Iterator[BaseDatabaseWrapper]:
 def test_a_connection_on_a_descriptor_above_1023_is_checked_too(reused_on_a_high_descriptor):
     wrapper = reused_on_a_high_descriptor
     start_request(wrapper)
-    with wire(wrapper) as sent, wrapper.cursor() as cursor:
+    with wire(wrapper.connection) as sent, wrapper.cursor() as cursor:
         cursor.execute("SELECT 2")
         assert cursor.fetchone() == (2,)
 
-    assert [line for line in sent if "Query" in line or "Parse" in line] != []
+    assert queries(sent) != []
     assert not any("SELECT 1" in line for line in sent)
 
 
@@ -185,3 +270,93 @@ def test_a_send_that_waits_too_long_for_a_lock_answers_503_and_sends_nothing(api
     assert answer.json()["code"] == "database_unavailable"
     assert answer["Retry-After"] == "1"
     assert len(outbox) == 1
+
+
+# --- The pool's connections while a thread waits on the network -------------------
+
+
+def handed_out() -> int:
+    """Connections of the default pool that threads hold now."""
+    stats = connection.pool.get_stats()
+    return stats["pool_size"] - stats["pool_available"]
+
+
+@pytest.fixture
+def pool_idle(transactional_db) -> Iterator[Any]:
+    """The default pool, all its connections open and none held by this thread."""
+    if connection.pool is None:
+        pytest.skip("DATABASE_POOL_SIZE is 0")
+    connection.close()
+    connection.pool.wait()
+    yield connection.pool
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_send_holds_no_connection_while_the_provider_answers(pool_idle, api, fake_twilio):
+    fake_twilio.latency = 2
+    connection.close()  # the fixtures' queries took one
+    answers: list[Any] = []
+
+    def send() -> None:
+        try:
+            answers.append(start(api, US_PHONE))
+        finally:
+            connection.close()
+
+    sending = threading.Thread(target=send)
+    sending.start()
+    try:
+        assert fake_twilio.wait_for_requests(1)
+        during_the_call = handed_out()
+    finally:
+        sending.join()
+
+    assert answers[0].status_code == 201
+    assert during_the_call == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_api_call_holds_no_connection_while_the_api_answers(pool_idle, settings):
+    settings.INTEGRATIONS_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1"]
+    listener = socket.create_server(("127.0.0.1", 0))
+    api = definition(f"http://127.0.0.1:{listener.getsockname()[1]}/", method="GET", timeout=5)
+    connection.close()
+    outcomes: list[Any] = []
+
+    def call() -> None:
+        try:
+            outcomes.append(call_api(api, {}, origin="conversation", conversation_id="c-1"))
+        finally:
+            connection.close()
+
+    calling = threading.Thread(target=call)
+    calling.start()
+    try:
+        listener.settimeout(10)
+        accepted, _ = listener.accept()  # the request is on its way: the API "thinks"
+        during_the_call = handed_out()
+        accepted.close()
+    finally:
+        calling.join()
+        listener.close()
+
+    assert outcomes[0].error_code == "connection_failed"
+    assert during_the_call == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_that_finds_no_free_connection_answers_503(pool_idle, api, outbox):
+    connection.close()
+    held = [pool_idle.getconn() for _ in range(pool_idle.max_size)]
+    usual, pool_idle.timeout = pool_idle.timeout, 0.2
+    try:
+        answer = start(api, US_PHONE)
+    finally:
+        pool_idle.timeout = usual
+        for raw in held:
+            pool_idle.putconn(raw)
+
+    assert answer.status_code == 503
+    assert answer.json()["code"] == "database_unavailable"
+    assert answer["Retry-After"] == "1"
+    assert outbox == []

@@ -18,12 +18,20 @@ them in one statement. Django splits its batches (bulk_create, bulk_update,
 the deletion collector's related lookups, in_bulk) by that limit only when the
 backend declares it, as SQLite's does; this one declares it whenever the
 binding is on. Without it, deleting a flow with 70,000 conversations failed.
+
+With a pool (DATABASE_POOL_SIZE), Django checks each connection the pool hands
+out with a query when CONN_HEALTH_CHECKS is on: a round trip at every request.
+The pool here checks it as the method above does, polling the socket first.
 """
 
 import select
+from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
+from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.postgresql import base, features, operations
 from django.utils.functional import cached_property
+from psycopg_pool import ConnectionPool
 
 # Parameters in one statement: the protocol counts them in 16 bits.
 MAX_QUERY_PARAMS = 65535
@@ -60,6 +68,32 @@ class DatabaseWrapper(base.DatabaseWrapper):
             self.health_check_done = True
             return
         super().close_if_health_check_failed()
+
+    @property
+    def pool(self) -> ConnectionPool | None:
+        """Django's own property, with `_check_pooled` as the pool's check."""
+        options = self.settings_dict["OPTIONS"].get("pool")
+        if self.alias == NO_DB_ALIAS or not options:
+            return None
+        if self.alias not in self._connection_pools:
+            if self.settings_dict.get("CONN_MAX_AGE", 0) != 0:
+                raise ImproperlyConfigured("Pooling doesn't support persistent connections.")
+            pool = ConnectionPool(
+                kwargs={**self.get_connection_params(), "autocommit": True},
+                open=False,  # opened by the first connection, in the worker process
+                configure=self._configure_connection,
+                check=_check_pooled if self.settings_dict["CONN_HEALTH_CHECKS"] else None,
+                **({} if options is True else options),
+            )
+            # Threads starting at once may each build one: the first one kept wins.
+            self._connection_pools.setdefault(self.alias, pool)
+        return self._connection_pools[self.alias]
+
+
+def _check_pooled(conn: Any) -> None:
+    """Raise for a pooled connection the server has closed (the pool then opens another)."""
+    if conn.closed or _has_input(conn.fileno()):
+        ConnectionPool.check_connection(conn)
 
 
 def _has_input(fd: int) -> bool:
