@@ -29,11 +29,11 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 @pytest.fixture(autouse=True)
 def _needs_postgresql() -> None:
     if connection.vendor != "postgresql":
-        pytest.skip("the health check is PostgreSQL's: set DATABASE_URL to a server")
+        pytest.skip("these are PostgreSQL's: set DATABASE_URL to a server")
 
 
 def settings_for(**changes: Any) -> dict[str, Any]:
-    """The test database's settings, changed; `pool=None` for none."""
+    """The test database's settings with `changes`: no pool unless `pool` gives its options."""
     options = {**connection.settings_dict["OPTIONS"]}
     options.pop("pool", None)
     pool = changes.pop("pool", None)
@@ -54,11 +54,9 @@ def reused() -> Iterator[BaseDatabaseWrapper]:
 
 @pytest.fixture
 def pooled() -> Iterator[BaseDatabaseWrapper]:
-    """A connection with a pool of its own, of one connection, given back and idle."""
+    """A connection with a pool of its own, of one connection."""
     pool = {"min_size": 1, "max_size": 1, "timeout": 10}
     wrapper = type(connections["default"])(settings_for(CONN_MAX_AGE=0, pool=pool), "pooled")
-    wrapper.ensure_connection()
-    wrapper.close()  # back to the pool
     yield wrapper
     wrapper.close()
     wrapper.close_pool()
