@@ -7,6 +7,11 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 4
 THREADS ?= 32
+# Served on another HOST or PORT, the demo's printed links and its flow's API
+# calls follow them, unless PUBLIC_BASE_URL is given as well.
+ifneq ($(filter command environment,$(origin HOST) $(origin PORT)),)
+export PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
+endif
 
 .PHONY: install run serve test lint format bench clean
 
