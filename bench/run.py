@@ -297,15 +297,17 @@ def database(config: Config, workdir: Path) -> Iterator[tuple[str, str]]:
     if config.database_pool_size:
         pooled = f"a pool of {config.database_pool_size} per worker"
         needed = config.workers * config.database_pool_size
+        fewer = "lower BENCH_DATABASE_POOL_SIZE or BENCH_WORKERS"
     else:
         # Each thread that has served a request keeps its connection (CONN_MAX_AGE).
         pooled = "one per thread"
         needed = config.workers * config.threads
+        fewer = "set BENCH_DATABASE_POOL_SIZE or lower BENCH_THREADS"
     if needed + CONNECTIONS_SPARE > allowed:
         print(
             f"Warning: PostgreSQL allows {allowed} connections, and gunicorn may open "
             f"{needed} ({pooled}): requests may fail with 'too many clients'. "
-            f"Raise max_connections, or lower BENCH_DATABASE_POOL_SIZE or BENCH_WORKERS.",
+            f"Raise max_connections or {fewer}.",
             flush=True,
         )
     description = (
