@@ -295,23 +295,23 @@ def database(config: Config, workdir: Path) -> Iterator[tuple[str, str]]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     if config.database_pool_size:
-        pooled = f"a pool of {config.database_pool_size} per worker"
+        connections = f"a pool of {config.database_pool_size} per worker"
         needed = config.workers * config.database_pool_size
         fewer = "lower BENCH_DATABASE_POOL_SIZE or BENCH_WORKERS"
     else:
         # Each thread that has served a request keeps its connection (CONN_MAX_AGE).
-        pooled = "one per thread"
+        connections = "one per thread"
         needed = config.workers * config.threads
         fewer = "set BENCH_DATABASE_POOL_SIZE or lower BENCH_THREADS"
     if needed + CONNECTIONS_SPARE > allowed:
         print(
             f"Warning: PostgreSQL allows {allowed} connections, and gunicorn may open "
-            f"{needed} ({pooled}): requests may fail with 'too many clients'. "
+            f"{needed} ({connections}): requests may fail with 'too many clients'. "
             f"Raise max_connections or {fewer}.",
             flush=True,
         )
     description = (
-        f"PostgreSQL {version.split()[0]} (max_connections {allowed}, connections: {pooled})"
+        f"PostgreSQL {version.split()[0]} (max_connections {allowed}, connections: {connections})"
     )
     try:
         yield urlunsplit(url._replace(path=f"/{name}")), description

@@ -9,7 +9,7 @@ import select
 import socket
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -280,79 +280,77 @@ def handed_out() -> int:
 
 
 @pytest.fixture
-def pool_idle(transactional_db) -> Iterator[Any]:
-    """The default pool, all its connections open and none held by this thread."""
+def pool(transactional_db) -> Any:
+    """The default pool, all its connections open."""
     if connection.pool is None:
         pytest.skip("DATABASE_POOL_SIZE is 0")
-    connection.close()
+    connection.ensure_connection()  # opens the pool, if no test did yet
+    connection.close()  # the pool is full once all its connections are idle in it
     connection.pool.wait()
-    yield connection.pool
+    return connection.pool
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_send_holds_no_connection_while_the_provider_answers(pool_idle, api, fake_twilio):
-    fake_twilio.latency = 2
-    connection.close()  # the fixtures' queries took one
-    answers: list[Any] = []
+@contextlib.contextmanager
+def running(work: Callable[[], Any]) -> Iterator[list[Any]]:
+    """Run `work` in a thread (which closes its connection after), joined on leaving.
 
-    def send() -> None:
+    Yields the list its result lands in. This thread gives its own connection
+    back first, so that the pool's figures count the other thread's only.
+    """
+    connection.close()
+    results: list[Any] = []
+
+    def run() -> None:
         try:
-            answers.append(start(api, US_PHONE))
+            results.append(work())
         finally:
             connection.close()
 
-    sending = threading.Thread(target=send)
-    sending.start()
+    thread = threading.Thread(target=run)
+    thread.start()
     try:
+        yield results
+    finally:
+        thread.join()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_send_holds_no_connection_while_the_provider_answers(pool, api, fake_twilio):
+    fake_twilio.latency = 2
+    with running(lambda: start(api, US_PHONE)) as answers:
         assert fake_twilio.wait_for_requests(1)
         during_the_call = handed_out()
-    finally:
-        sending.join()
 
     assert answers[0].status_code == 201
     assert during_the_call == 0
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_api_call_holds_no_connection_while_the_api_answers(pool_idle, settings):
+def test_an_api_call_holds_no_connection_while_the_api_answers(pool, settings):
     settings.INTEGRATIONS_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1"]
-    listener = socket.create_server(("127.0.0.1", 0))
-    api = definition(f"http://127.0.0.1:{listener.getsockname()[1]}/", method="GET", timeout=5)
-    connection.close()
-    outcomes: list[Any] = []
-
-    def call() -> None:
-        try:
-            outcomes.append(call_api(api, {}, origin="conversation", conversation_id="c-1"))
-        finally:
-            connection.close()
-
-    calling = threading.Thread(target=call)
-    calling.start()
-    try:
-        listener.settimeout(10)
-        accepted, _ = listener.accept()  # the request is on its way: the API "thinks"
-        during_the_call = handed_out()
-        accepted.close()
-    finally:
-        calling.join()
-        listener.close()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        api = definition(f"http://127.0.0.1:{listener.getsockname()[1]}/", method="GET")
+        with running(lambda: call_api(api, {}, origin="conversation")) as outcomes:
+            listener.settimeout(10)
+            accepted, _ = listener.accept()  # the request is on its way: the API "thinks"
+            during_the_call = handed_out()
+            accepted.close()
 
     assert outcomes[0].error_code == "connection_failed"
     assert during_the_call == 0
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_request_that_finds_no_free_connection_answers_503(pool_idle, api, outbox):
+def test_a_request_that_finds_no_free_connection_answers_503(pool, api, outbox):
     connection.close()
-    held = [pool_idle.getconn() for _ in range(pool_idle.max_size)]
-    usual, pool_idle.timeout = pool_idle.timeout, 0.2
+    held = [pool.getconn() for _ in range(pool.max_size)]
+    usual, pool.timeout = pool.timeout, 0.2
     try:
         answer = start(api, US_PHONE)
     finally:
-        pool_idle.timeout = usual
+        pool.timeout = usual
         for raw in held:
-            pool_idle.putconn(raw)
+            pool.putconn(raw)
 
     assert answer.status_code == 503
     assert answer.json()["code"] == "database_unavailable"
