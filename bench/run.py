@@ -295,7 +295,7 @@ def database(config: Config, workdir: Path) -> Iterator[tuple[str, str]]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     if config.database_pool_size:
-        connections = f"a pool of {config.database_pool_size} per worker"
+        connections = f"a pool of up to {config.database_pool_size} per worker"
         needed = config.workers * config.database_pool_size
         fewer = "lower BENCH_DATABASE_POOL_SIZE or BENCH_WORKERS"
     else:

@@ -121,13 +121,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         )
     pool_size = env.int("DATABASE_POOL_SIZE", default=8)
     if pool_size > 0:
-        # Each process shares this many connections between its threads: a node
-        # holds workers x DATABASE_POOL_SIZE of them, however many threads serve.
-        # A thread takes one at its first query and gives it back at the end of
-        # the request, and while it waits on the SMS provider or an API.
+        # Each process shares up to this many connections between its threads: a
+        # node holds at most workers x DATABASE_POOL_SIZE, however many threads
+        # serve. A thread takes one at its first query and gives it back at the
+        # end of the request, and while it waits on the SMS provider or an API.
+        # The pool opens one connection and grows as threads wait for one;
+        # connections idle for 10 minutes are closed again. So a management
+        # command holds one or two, not the whole pool.
         DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them open
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-            "min_size": pool_size,
+            "min_size": 1,
             "max_size": pool_size,
             # Past this wait for a connection, the request answers 503.
             "timeout": 10,

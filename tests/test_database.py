@@ -194,7 +194,7 @@ def database_settings(**environment: str) -> dict:
 
 def test_each_process_shares_a_pool_of_connections_unless_told_otherwise():
     pooled = database_settings(DATABASE_POOL_SIZE="6")
-    assert pooled["pool"] == {"min_size": 6, "max_size": 6, "timeout": 10}
+    assert pooled["pool"] == {"min_size": 1, "max_size": 6, "timeout": 10}
     assert pooled["conn_max_age"] == 0
     assert database_settings()["pool"]["max_size"] == 8
 
@@ -281,11 +281,11 @@ def handed_out() -> int:
 
 @pytest.fixture
 def pool(transactional_db) -> Any:
-    """The default pool, all its connections open."""
+    """The default pool, open, with no connection handed out."""
     if connection.pool is None:
         pytest.skip("DATABASE_POOL_SIZE is 0")
     connection.ensure_connection()  # opens the pool, if no test did yet
-    connection.close()  # the pool is full once all its connections are idle in it
+    connection.close()  # wait() returns once the connections it opened are idle in it
     connection.pool.wait()
     return connection.pool
 
@@ -356,3 +356,23 @@ def test_a_request_that_finds_no_free_connection_answers_503(pool, api, outbox):
     assert answer.json()["code"] == "database_unavailable"
     assert answer["Retry-After"] == "1"
     assert outbox == []
+
+
+def test_a_process_opens_few_connections_and_the_pool_grows_as_threads_need_more():
+    """A management command holds one or two connections; a busy worker up to
+    DATABASE_POOL_SIZE."""
+    wrapper = type(connections["default"])(connection.settings_dict, "fresh")
+    try:
+        wrapper.ensure_connection()
+        wrapper.close()
+        pool = wrapper.pool
+        pool.wait()
+        # The pool opens one; the first query, come before it, makes it grow by one.
+        assert pool.get_stats()["pool_size"] <= 2
+
+        held = [pool.getconn() for _ in range(pool.max_size)]
+        for raw in held:
+            pool.putconn(raw)
+        assert pool.get_stats()["pool_size"] == pool.max_size == 8
+    finally:
+        wrapper.close_pool()
