@@ -32,6 +32,7 @@ from .exceptions import (
 )
 from .models import Bot, Channel, DailySendCount, PhoneState, Verification, VerificationEvent
 from .phones import normalize_phone
+from .rows import insert
 
 Status = Verification.Status
 Event = VerificationEvent.Kind
@@ -79,7 +80,7 @@ def start_verification(
 
     def reserve() -> None:
         _reserve_send(phone, now)
-        verification.save(force_insert=True)
+        insert(verification)
         _take_from_daily_cap(now)
 
     _atomic_with_one_retry(reserve)
@@ -212,7 +213,7 @@ def _reserve_send(phone: str, now: datetime) -> None:
     if state is None:
         # The number's first send: its row starts with it, locked by the insert.
         try:
-            PhoneState.objects.create(phone=phone, recent_sends=[now.isoformat()])
+            insert(PhoneState(phone=phone, recent_sends=[now.isoformat()]))
         except IntegrityError:
             raise _PhoneRowRace() from None
         return
@@ -299,8 +300,13 @@ def _deliver(verification: Verification, code: str, *, event: str) -> None:
         raise
     # One INSERT: the event is where the message's SID is kept, and the
     # reservation already wrote everything else this send changes.
-    VerificationEvent.objects.create(
-        verification=verification, kind=event, created_at=timezone.now(), message_sid=message_sid
+    insert(
+        VerificationEvent(
+            verification=verification,
+            kind=event,
+            created_at=timezone.now(),
+            message_sid=message_sid,
+        )
     )
 
 
@@ -470,9 +476,7 @@ def _register_phone_failure(state: PhoneState, now: datetime) -> bool:
 
 
 def _add_event(verification: Verification, kind: str, now: datetime, **detail: object) -> None:
-    VerificationEvent.objects.create(
-        verification=verification, kind=kind, created_at=now, detail=detail
-    )
+    insert(VerificationEvent(verification=verification, kind=kind, created_at=now, detail=detail))
 
 
 def _seconds_until(moment: datetime | None, now: datetime) -> int:
