@@ -1,11 +1,12 @@
 """New rows of the hot paths, each with one INSERT whose SQL is built once per model.
 
-`Model.save()` and `objects.create()` build their INSERT anew at every call:
-for a send's three rows that cost more of the app's CPU than PostgreSQL spent
-running them. `insert` sends the same statement, with each value prepared by
-its field as `save()` prepares it (defaults, `auto_now`, JSON, encryption).
-It sends no `pre_save`/`post_save` signal: use it only for models that no
-receiver listens to (the verification, its events, the phone's row).
+`Model.save()` and `objects.create()` build their INSERT anew at every call: an
+event's cost 400 µs of the app's CPU that way, 180 µs with the statement built
+once. `insert` sends the same statement, with each value prepared by its field
+as `save()` prepares it (defaults, `auto_now`, JSON, encryption). It neither
+calls the model's `save()` nor sends `pre_save`/`post_save`: use it only for
+models that override neither and that no receiver listens to (the
+verification, its events, the phone's row; a test checks them).
 """
 
 from functools import cache
