@@ -4,9 +4,8 @@
 event's cost 400 µs of the app's CPU that way, 180 µs with the statement built
 once. `insert` sends the same statement, with each value prepared by its field
 as `save()` prepares it (defaults, `auto_now`, JSON, encryption). It neither
-calls the model's `save()` nor sends `pre_save`/`post_save`: use it only for
-models that override neither and that no receiver listens to (the
-verification, its events, the phone's row; a test checks them).
+calls the model's `save()` nor sends `pre_save`/`post_save`, so it refuses a
+model that has a `save()` of its own or a receiver of those signals.
 """
 
 from functools import cache
@@ -15,11 +14,16 @@ from typing import Any, cast
 from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
+from django.db.models.signals import post_save, pre_save
 
 
 def insert(instance: models.Model) -> None:
     """Save the new `instance` (its pk set by the database if the database makes it)."""
     model = type(instance)
+    if model.save is not models.Model.save or any(
+        signal.has_listeners(model) for signal in (pre_save, post_save)
+    ):
+        raise TypeError(f"{model.__name__} has its own save() or a save signal's receiver")
     connection = connections[router.db_for_write(model, instance=instance)]
     sql, fields, returns_pk = _statement(model, connection.alias)
     values = [

@@ -361,7 +361,7 @@ def test_a_request_that_finds_no_free_connection_answers_503(pool, api, outbox):
 def test_a_process_opens_few_connections_and_the_pool_grows_as_threads_need_more():
     """A management command holds one or two connections; a busy worker up to
     DATABASE_POOL_SIZE."""
-    wrapper = type(connections["default"])(connection.settings_dict, "fresh")
+    wrapper = type(connections["default"])({**connection.settings_dict}, "fresh")
     try:
         wrapper.ensure_connection()
         wrapper.close()
