@@ -172,6 +172,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Files served at the site's root by WhiteNoise: the favicon browsers ask for.
+WHITENOISE_ROOT = BASE_DIR / "config" / "public"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -326,6 +326,14 @@ def test_healthz_answers_a_head_probe(client, db):
     assert client.head("/healthz").status_code == 200
 
 
+def test_the_site_serves_the_favicon_that_browsers_ask_for(client, db):
+    response = client.get("/favicon.ico")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/x-icon"
+    assert b"".join(response.streaming_content).startswith(b"\x00\x00\x01\x00")  # an icon file
+
+
 def test_a_bot_with_two_keys_may_use_either(api, bot, verification_id):
     _, second_key = BotAPIKey.objects.create_key(bot=bot, name="second")
 
