@@ -1,14 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from integrations.views import healthz
 
-admin.site.site_header = "chatbot-auth administration"
-admin.site.site_title = "chatbot-auth"
-admin.site.index_title = "Bots, APIs, flows and logs"
-
 urlpatterns = [
+    # Nothing here is public but the APIs: a person opening the site lands in the admin.
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -422,7 +422,7 @@ def test_a_reviewers_admin_home_lists_only_the_two_logs(reviewer):
     models = {
         model["object_name"] for app in response.context["app_list"] for model in app["models"]
     }
-    assert models == {"Verification", "ApiCallLog"}
+    assert models == {"Verification", "ApiCallLog", "Dashboard"}
 
 
 def test_the_log_reviewer_group_can_be_created_again_without_change(db):
