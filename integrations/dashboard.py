@@ -253,7 +253,8 @@ def draw_charts(figures: Figures) -> dict[str, SafeString]:
     conversion = line_chart(
         "Conversion rate per day",
         labels,
-        [("conversion", [round((t.conversion or 0) * 100, 1) for t in figures.days])],
+        # A day whose codes all failed to go out, or with none, has no rate: a gap, not 0 %.
+        [("conversion", [_percent_or_none(t.conversion) for t in figures.days])],
         y_max=100,
         unit="%",
     )
@@ -265,6 +266,10 @@ def draw_charts(figures: Figures) -> dict[str, SafeString]:
         notes=[t.conversion_text + " converted" for t in top],
     )
     return {"per_day": per_day, "conversion": conversion, "per_country": per_country}
+
+
+def _percent_or_none(rate: float | None) -> float | None:
+    return None if rate is None else round(rate * 100, 1)
 
 
 def _nice_max(value: float) -> float:
@@ -302,16 +307,29 @@ def _axes(y_max: float, unit: str) -> list[str]:
     return parts
 
 
+def _runs(points: list[tuple[float, float] | None]) -> list[list[tuple[float, float]]]:
+    """The unbroken stretches of `points` between the gaps (None)."""
+    runs: list[list[tuple[float, float]]] = [[]]
+    for point in points:
+        if point is None:
+            if runs[-1]:
+                runs.append([])
+        else:
+            runs[-1].append(point)
+    return [run for run in runs if run]
+
+
 def line_chart(
     title: str,
     labels: list[str],
-    series: list[tuple[str, list[float]]],
+    series: list[tuple[str, list[float | None]]],
     *,
     y_max: float | None = None,
     unit: str = "",
 ) -> SafeString:
-    """One polyline per series over shared x labels, with a legend."""
-    top = y_max or _nice_max(max((max(values, default=0) for _, values in series), default=0))
+    """One line per series over shared x labels, with a legend; a None value is a gap."""
+    highest = max((value or 0 for _, values in series for value in values), default=0)
+    top = y_max or _nice_max(highest)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_w / max(len(labels) - 1, 1)
     body = _axes(top, unit)
@@ -325,12 +343,18 @@ def line_chart(
     for n, (name, values) in enumerate(series):
         color = COLORS.get(name, "#417690")
         points = [
-            (LEFT + i * step, TOP + plot_h - plot_h * min(value, top) / top)
+            None if value is None else (LEFT + i * step, TOP + plot_h * (1 - min(value, top) / top))
             for i, value in enumerate(values)
         ]
-        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-        body.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{path}"/>')
-        for (x, y), label, value in zip(points, labels, values, strict=True):
+        for run in _runs(points):
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in run)
+            body.append(
+                f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{path}"/>'
+            )
+        for point, label, value in zip(points, labels, values, strict=True):
+            if point is None or value is None:
+                continue
+            x, y = point
             body.append(
                 f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{color}">'
                 f"<title>{escape(label)}: {value:g}{escape(unit)} {escape(name)}</title></circle>"

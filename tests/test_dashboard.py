@@ -213,3 +213,18 @@ def test_the_log_list_links_to_the_dashboard_and_the_export(reviewer):
     content = reviewer.get("/admin/integrations/verification/?status__exact=approved").content
     assert DASHBOARD_URL.encode() in content
     assert b"/admin/integrations/verification/export/?status__exact=approved" in content
+
+
+def test_a_day_without_a_code_sent_is_a_gap_in_the_conversion_chart_not_zero(
+    reviewer, known_traffic
+):
+    content = reviewer.get(DASHBOARD_URL).content.decode()
+    chart = re.search(r'<svg [^>]*aria-label="Conversion rate per day".*?</svg>', content, re.S)
+    assert chart
+
+    points = re.findall(r"<title>(\d\d-\d\d): ([\d.]+)% conversion</title>", chart.group(0))
+    # Only the two days with codes sent have a rate; the other 28 have none to draw.
+    assert points == [("03-10", "50"), ("03-15", "75")]
+    # Two single days far apart: no line joins them across the empty days between.
+    lines = re.findall(r'<polyline [^>]*points="([^"]*)"', chart.group(0))
+    assert all(len(line.split()) == 1 for line in lines)
