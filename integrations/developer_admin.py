@@ -150,7 +150,7 @@ def _sample_form(names: list[str], initial: dict[str, Any]) -> type[forms.Form]:
 
 @admin.register(ApiDefinition)
 class ApiDefinitionAdmin(admin.ModelAdmin):
-    list_display = ["name", "method", "url", "body_format", "timeout", "test_link"]
+    list_display = ["name", "method", "url", "test_link"]
     list_filter = ["method", "body_format"]
     search_fields = ["name", "url", "description"]
     fields = ["name", "description", "method", "url", "body_format", "timeout", "retries"]

@@ -368,11 +368,12 @@ class ApiDefinition(models.Model):
     """An outbound HTTP API a bot calls, as in the guide's Developer Section."""
 
     class Method(models.TextChoices):
-        GET = "GET"
-        POST = "POST"
-        PUT = "PUT"
-        PATCH = "PATCH"
-        DELETE = "DELETE"
+        # Shown as HTTP writes them, not as "Get" and "Post".
+        GET = "GET", "GET"
+        POST = "POST", "POST"
+        PUT = "PUT", "PUT"
+        PATCH = "PATCH", "PATCH"
+        DELETE = "DELETE", "DELETE"
 
     class BodyFormat(models.TextChoices):
         JSON = "json", "JSON"

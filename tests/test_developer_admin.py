@@ -236,6 +236,13 @@ def test_the_api_list_is_searchable(staff, server):
     assert "Weather" not in html
 
 
+def test_the_api_list_shows_each_method_as_http_writes_it_and_a_test_link(staff, server):
+    api = definition(server.url("/json"), name="Send OTP")
+    html = staff.get(reverse("admin:integrations_apidefinition_changelist")).content.decode()
+    assert '<td class="field-method">POST</td>' in html
+    assert reverse("admin:integrations_apidefinition_test", args=[api.pk]) in html
+
+
 def test_pressing_test_runs_the_definition_and_shows_the_result(staff, server):
     api = create_send_otp(staff, server)
     url = reverse("admin:integrations_apidefinition_test", args=[api.pk])
