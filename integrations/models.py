@@ -583,8 +583,8 @@ class ApiCallLog(models.Model):
     """One run of an API definition, with secrets masked and codes redacted."""
 
     class Origin(models.TextChoices):
-        ADMIN_TEST = "admin_test", "admin test"
-        CONVERSATION = "conversation"
+        ADMIN_TEST = "admin_test", "Admin test"
+        CONVERSATION = "conversation", "Conversation"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success"
@@ -613,8 +613,9 @@ class ApiCallLog(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name = "API call log"
-        verbose_name_plural = "API call log"
+        # Listed as "API calls" in the Logs section: "3 API calls", "Select API call to view".
+        verbose_name = "API call"
+        verbose_name_plural = "API calls"
         indexes = [
             models.Index(fields=["definition", "-created_at"], name="apicall_definition"),
             models.Index(fields=["outcome", "-created_at"], name="apicall_outcome"),

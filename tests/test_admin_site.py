@@ -23,7 +23,7 @@ def test_the_home_page_lists_the_products_sections_in_order():
     assert sections(client) == {
         "Developer Section": ["API definitions", "Custom attributes", "Bots", "Bot API keys"],
         "Chat flows": ["Flows", "Conversations"],
-        "Logs": ["Verifications", "API call log", "Dashboard"],
+        "Logs": ["Verifications", "API calls", "Dashboard"],
         "Users and groups": ["Users", "Groups"],
     }
 
@@ -43,14 +43,14 @@ def test_the_sidebar_shows_the_same_sections_on_every_page():
 def test_a_reviewer_sees_only_the_logs_and_their_dashboard():
     client = reviewer_client()
 
-    assert sections(client) == {"Logs": ["Verifications", "API call log", "Dashboard"]}
+    assert sections(client) == {"Logs": ["Verifications", "API calls", "Dashboard"]}
     assert client.get("/admin/integrations/verification/dashboard/").status_code == 200
 
 
 def test_staff_without_the_verification_log_get_no_dashboard_link():
     client = staff_client("editor", permissions=["integrations.view_apicalllog"])
 
-    assert sections(client) == {"Logs": ["API call log"]}
+    assert sections(client) == {"Logs": ["API calls"]}
 
 
 def test_an_apps_own_page_still_lists_that_apps_models():
