@@ -213,7 +213,9 @@ CONVERSATION_FIELDS = [
 class ConversationAdmin(admin.ModelAdmin):
     """Read-only; phone numbers are shown in full only with integrations.view_full_phone."""
 
-    list_display = ["id", "flow", "bot", "user_ref", "status", "error_code", "created_at"]
+    # The id (a UUID) stays searchable; the list leads with what staff scan for.
+    list_display = ["created_at", "flow", "bot", "user_ref", "status", "error_code"]
+    list_display_links = ["created_at"]
     list_filter = ["status", "bot", "flow"]
     search_fields = ["user_ref", "=id"]
     date_hierarchy = "created_at"

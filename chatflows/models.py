@@ -226,8 +226,8 @@ class Conversation(models.Model):
     """One run of a flow with one chat user: where it stands and what it has learnt."""
 
     class Status(models.TextChoices):
-        WAITING_INPUT = "waiting_input", "waiting for input"
-        FINISHED = "finished"
+        WAITING_INPUT = "waiting_input", "Waiting for input"
+        FINISHED = "finished", "Finished"
 
     # Opaque: the id is all a bot needs to continue the conversation.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)

@@ -1,5 +1,6 @@
 """Flows in the admin, as staff edit them: steps inline, validation on save, duplicate, preview."""
 
+import re
 from typing import Any
 
 import pytest
@@ -228,6 +229,20 @@ def test_a_conversation_page_shows_the_transcript_with_the_code_redacted(staff, 
     assert page.status_code == 200
     assert "Code?" in page.content.decode()
     assert "123456" not in page.content.decode()
+
+
+def test_the_conversation_list_leads_each_row_by_its_time_and_finds_one_by_its_id(staff, flow):
+    started = staff.post(
+        f"/api/v1/flows/{flow.pk}/conversations", {}, content_type="application/json"
+    )
+    conversation_id = started.json()["id"]
+
+    listing = staff.get("/admin/chatflows/conversation/").content.decode()
+    found = staff.get("/admin/chatflows/conversation/", {"q": conversation_id})
+
+    assert re.search(r'<th class="field-created_at[^"]*"><a href="[^"]*/change/', listing)
+    assert "Waiting for input" in listing
+    assert [str(row.pk) for row in found.context["cl"].result_list] == [conversation_id]
 
 
 # --- Phone numbers on the conversation page ----------------------------------------
