@@ -146,7 +146,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "config.cache.RedisCache", "LOCATION": REDIS_URL}}
+    # A Redis that stops answering fails a request within these seconds instead of holding it.
+    _redis_timeout = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
+    CACHES = {
+        "default": {
+            "BACKEND": "config.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "socket_connect_timeout": _redis_timeout,
+                "socket_timeout": _redis_timeout,
+            },
+        }
+    }
 else:
     # Shared by every worker process, unlike the local-memory cache.
     CACHES = {

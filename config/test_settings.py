@@ -5,7 +5,6 @@ environment, so the same suite runs on SQLite and on PostgreSQL + Redis.
 """
 
 import os
-import uuid
 
 TEST_ENVIRONMENT = {
     "ENV_FILE": "",
@@ -28,7 +27,3 @@ from .settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
-
-# Redis outlives a run: a prefix of the run's own keeps one run's cached counts
-# (per-bot send rates, dashboard days) out of the next, whose ids start again at 1.
-CACHES["default"]["KEY_PREFIX"] = f"test-{uuid.uuid4().hex}"  # noqa: F405

@@ -5,6 +5,8 @@ page stays fast on a log of millions of rows; charts are SVG drawn here on
 the server (no JavaScript, nothing loaded from elsewhere).
 """
 
+import contextlib
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -16,7 +18,10 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from .exceptions import CACHE_UNAVAILABLE
 from .models import ApiCallLog, Verification
+
+logger = logging.getLogger(__name__)
 
 DAYS = 30
 # SMS pumping: fraudsters make a service text numbers they profit from and
@@ -139,7 +144,7 @@ def rows_for_days(first: date, last: date, *, now: datetime) -> list[dict[str, A
     settled_before = (now - SETTLED_AFTER).astimezone(UTC).date()
     settled = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     settled = [day for day in settled if day < settled_before]
-    cached = cache.get_many([_cache_key(day) for day in settled])
+    cached = _cached_days(settled)
     rows: list[dict[str, Any]] = []
     missing = []
     for day in settled:
@@ -152,13 +157,28 @@ def rows_for_days(first: date, last: date, *, now: datetime) -> list[dict[str, A
         for row in _day_country_rows(missing[0], missing[-1]):
             if row["day"] in by_day:
                 by_day[row["day"]].append(row)
-        cache.set_many({_cache_key(day): found for day, found in by_day.items()}, CACHE_SECONDS)
+        _cache_days(by_day)
         for found in by_day.values():
             rows.extend(found)
     live_from = max(first, settled_before)
     if live_from <= last:
         rows.extend(_day_country_rows(live_from, last))
     return rows
+
+
+def _cached_days(days: list[date]) -> dict[str, Any]:
+    try:
+        return cache.get_many([_cache_key(day) for day in days])
+    except CACHE_UNAVAILABLE as exc:
+        # The figures are all in the database: a slower page, not a broken one.
+        logger.warning("Dashboard: no cache (%s), reading the database", type(exc).__name__)
+        return {}
+
+
+def _cache_days(by_day: dict[date, list[dict[str, Any]]]) -> None:
+    # Without a cache (said when reading), the next view computes these days again.
+    with contextlib.suppress(*CACHE_UNAVAILABLE):
+        cache.set_many({_cache_key(day): found for day, found in by_day.items()}, CACHE_SECONDS)
 
 
 def window(now: datetime) -> tuple[date, date]:

@@ -11,7 +11,7 @@ from django.views import defaults
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
-from .exceptions import ProviderError, ServiceError
+from .exceptions import CACHE_UNAVAILABLE, ProviderError, ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             getattr(exc.__cause__, "sqlstate", None) or "-",
         )
         body = error_body("database_unavailable", "The service is busy. Try again shortly.")
+        status = 503
+        headers["Retry-After"] = "1"
+    elif isinstance(exc, CACHE_UNAVAILABLE):
+        # Redis, which holds the per-bot send counts, is down or too slow: a
+        # send cannot be counted, so it is refused (fails closed) before any
+        # provider is called.
+        logger.error("Cache unavailable: %s", type(exc).__name__)
+        body = error_body("cache_unavailable", "The service is busy. Try again shortly.")
         status = 503
         headers["Retry-After"] = "1"
     else:

@@ -5,6 +5,14 @@ Each carries the HTTP status and machine-readable code the API answers with;
 Nothing here imports DRF, so domain code can raise them anywhere.
 """
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# What the Redis cache raises when its server is down, unreachable or too slow
+# to answer (REDIS_SOCKET_TIMEOUT). A send then refuses (its per-bot count
+# cannot be taken: 503 `cache_unavailable`) and the dashboard reads the database.
+CACHE_UNAVAILABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
+
 
 class ServiceError(Exception):
     status_code = 400

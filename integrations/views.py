@@ -1,5 +1,8 @@
 """Bot-facing OTP endpoints: the guide's two, and the native verifications API."""
 
+from collections.abc import Callable
+
+from django.core.cache import cache
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_safe
@@ -10,6 +13,7 @@ from rest_framework.views import APIView
 
 from . import otp, serializers
 from .auth import bot_of
+from .exceptions import CACHE_UNAVAILABLE
 from .sms import ProviderAccount
 from .throttles import BotSendRateThrottle
 
@@ -141,10 +145,30 @@ def _validated(serializer_class: type, request: Request) -> dict:
 # GET and HEAD: some load balancers probe with HEAD.
 @require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness and database reachability, for load balancers and monitors."""
+    """Liveness, and whether the database and the cache answer, for load balancers and monitors.
+
+    Both are needed to send a code (the cache holds each bot's send count), so
+    either one unreachable answers 503.
+    """
+    report = {"database": _answers(_ping_database), "cache": _answers(_ping_cache)}
+    healthy = all(state == "ok" for state in report.values())
+    return JsonResponse(
+        {"status": "ok" if healthy else "error", **report}, status=200 if healthy else 503
+    )
+
+
+def _ping_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _ping_cache() -> None:
+    cache.get("healthz")
+
+
+def _answers(ping: Callable[[], None]) -> str:
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except DatabaseError:
-        return JsonResponse({"status": "error", "database": "unreachable"}, status=503)
-    return JsonResponse({"status": "ok", "database": "ok"})
+        ping()
+    except (DatabaseError, *CACHE_UNAVAILABLE):
+        return "unreachable"
+    return "ok"

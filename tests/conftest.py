@@ -1,3 +1,4 @@
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -18,6 +19,17 @@ def outbox() -> list:
     """The locmem SMS backend's outbox, emptied for each test."""
     LocmemBackend.outbox.clear()
     return LocmemBackend.outbox
+
+
+@pytest.fixture(autouse=True)
+def cache_keys_of_its_own(settings) -> None:
+    """Each test counts in cache keys of its own.
+
+    Redis outlives a test's rollback (and a run), and on SQLite ids start again
+    at 1 in every test: two tests' bots would otherwise share one send count.
+    """
+    default = {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
+    settings.CACHES = {**settings.CACHES, "default": default}
 
 
 @pytest.fixture

@@ -315,11 +315,11 @@ def test_the_docs_page_loads_nothing_from_another_host(client, db):
     assert not re.search(r"https?://|//cdn|unpkg|jsdelivr|cdnjs", html)
 
 
-def test_healthz_reports_the_database(client, db):
+def test_healthz_reports_the_database_and_the_cache(client, db):
     response = client.get("/healthz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "cache": "ok"}
 
 
 def test_healthz_answers_a_head_probe(client, db):
