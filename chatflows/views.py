@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from integrations.auth import bot_of
+from integrations.serializers import BODY_ERRORS, error_responses
 
 from . import runner, serializers
 from .models import Conversation, Flow
@@ -39,7 +40,10 @@ def get_conversation(request: Request, conversation_id: str) -> Conversation:
 
 
 class FlowListView(APIView):
-    @extend_schema(responses=serializers.FlowSerializer(many=True), summary="List flows")
+    @extend_schema(
+        responses={200: serializers.FlowSerializer(many=True), **error_responses()},
+        summary="List flows",
+    )
     def get(self, request: Request) -> Response:
         flows = Flow.objects.for_bot(bot_of(request)).select_related("bot")
         return Response(serializers.FlowSerializer(flows, many=True).data)
@@ -47,7 +51,8 @@ class FlowListView(APIView):
 
 class FlowDetailView(APIView):
     @extend_schema(
-        responses=serializers.FlowDefinitionSerializer, summary="Get a flow's whole definition"
+        responses={200: serializers.FlowDefinitionSerializer, **error_responses(404)},
+        summary="Get a flow's whole definition",
     )
     def get(self, request: Request, flow_id: str) -> Response:
         flow = get_flow(request, flow_id)
@@ -57,7 +62,10 @@ class FlowDetailView(APIView):
 class FlowConversationsView(APIView):
     @extend_schema(
         request=serializers.StartConversationSerializer,
-        responses={201: serializers.ConversationSerializer},
+        responses={
+            201: serializers.ConversationSerializer,
+            **error_responses(*BODY_ERRORS, 404, 409),
+        },
         summary="Start a conversation: runs the flow until it needs input",
     )
     def post(self, request: Request, flow_id: str) -> Response:
@@ -75,7 +83,10 @@ class FlowConversationsView(APIView):
 class ConversationMessagesView(APIView):
     @extend_schema(
         request=serializers.MessageSerializer,
-        responses=serializers.ConversationSerializer,
+        responses={
+            200: serializers.ConversationSerializer,
+            **error_responses(*BODY_ERRORS, 404, 409),
+        },
         summary="Send the user's message; the flow runs until it needs input again",
     )
     def post(self, request: Request, conversation_id: str) -> Response:
@@ -87,7 +98,7 @@ class ConversationMessagesView(APIView):
 
 class ConversationDetailView(APIView):
     @extend_schema(
-        responses=serializers.ConversationDetailSerializer,
+        responses={200: serializers.ConversationDetailSerializer, **error_responses(404)},
         summary="Get a conversation with its transcript",
     )
     def get(self, request: Request, conversation_id: str) -> Response:

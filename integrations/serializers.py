@@ -3,7 +3,7 @@
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
 from . import otp
@@ -147,3 +147,55 @@ class GuideVerifyResponseSerializer(serializers.Serializer):
     verified = serializers.BooleanField()
     status = serializers.CharField()
     attemptsLeft = serializers.IntegerField()
+
+
+# --- Errors, as the API documents them ---------------------------------------------
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField(
+        help_text="Machine-readable; the response's description lists them."
+    )
+    detail = serializers.CharField(help_text="For people; its wording may change.")
+    errors = serializers.DictField(
+        required=False, help_text="On `invalid_request`: the messages of each field at fault."
+    )
+    provider_code = serializers.IntegerField(
+        required=False, help_text="On `provider_error`: Twilio's own error code."
+    )
+
+
+class GuideErrorSerializer(ErrorSerializer):
+    success = serializers.BooleanField(help_text="Always false.")
+    message = serializers.CharField(help_text="The same text as `detail`.")
+
+
+# What each status may answer, with its codes. Every 429 and 503 sends Retry-After.
+ERROR_CODES = {
+    400: "`invalid_request` (malformed JSON, missing, unknown or mistyped fields; "
+    "`errors` says which), `invalid_phone_number`, `country_not_allowed`",
+    401: "`authentication_failed`: no API key, or a revoked or expired one",
+    404: "`not_found`: no such object, or another bot's",
+    409: "`verification_closed`, `conversation_finished`, `conversation_busy` or `flow_inactive`",
+    413: "`invalid_request`: the body is larger than 64 KiB",
+    415: "`unsupported_media_type`: send `application/json`",
+    429: "`rate_limited` (a per-phone or per-bot limit) or `phone_locked` (too many wrong codes)",
+    502: "`provider_error`: Twilio refused the message (`provider_code` says why)",
+    503: "`provider_unavailable`, `daily_cap_reached`, `database_unavailable` or "
+    "`cache_unavailable`: try again after Retry-After",
+}
+
+
+def error_responses(*statuses: int, guide: bool = False) -> dict[int, OpenApiResponse]:
+    """The schema's error responses for `statuses` (the guide's endpoints have their own shape).
+
+    Every operation may answer 401 and 503; one that takes a body also 400, 413 and 415.
+    """
+    shape = GuideErrorSerializer if guide else ErrorSerializer
+    return {
+        status: OpenApiResponse(shape, description=ERROR_CODES[status])
+        for status in sorted({401, 503, *statuses})
+    }
+
+
+BODY_ERRORS = (400, 413, 415)

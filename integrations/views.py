@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from . import otp, serializers
 from .auth import bot_of
 from .exceptions import CACHE_UNAVAILABLE
+from .serializers import BODY_ERRORS
 from .sms import ProviderAccount
 from .throttles import BotSendRateThrottle
 
@@ -26,7 +27,10 @@ class GuideSendView(APIView):
 
     @extend_schema(
         request=serializers.GuideSendSerializer,
-        responses=serializers.GuideSendResponseSerializer,
+        responses={
+            200: serializers.GuideSendResponseSerializer,
+            **serializers.error_responses(*BODY_ERRORS, 429, 502, guide=True),
+        },
         summary="Send a one-time code (the bot-platform guide's Send OTP API)",
     )
     def post(self, request: Request) -> Response:
@@ -54,7 +58,10 @@ class GuideVerifyView(APIView):
 
     @extend_schema(
         request=serializers.GuideVerifySerializer,
-        responses=serializers.GuideVerifyResponseSerializer,
+        responses={
+            200: serializers.GuideVerifyResponseSerializer,
+            **serializers.error_responses(*BODY_ERRORS, 404, 429, guide=True),
+        },
         summary="Check a one-time code (the bot-platform guide's Verify OTP API)",
     )
     def post(self, request: Request) -> Response:
@@ -78,7 +85,10 @@ class VerificationListView(APIView):
 
     @extend_schema(
         request=serializers.StartVerificationSerializer,
-        responses={201: serializers.VerificationSerializer},
+        responses={
+            201: serializers.VerificationSerializer,
+            **serializers.error_responses(*BODY_ERRORS, 429, 502),
+        },
         summary="Start a verification: send a code to a phone",
     )
     def post(self, request: Request) -> Response:
@@ -90,7 +100,10 @@ class VerificationListView(APIView):
 
 
 class VerificationDetailView(APIView):
-    @extend_schema(responses=serializers.VerificationSerializer, summary="Get a verification")
+    @extend_schema(
+        responses={200: serializers.VerificationSerializer, **serializers.error_responses(404)},
+        summary="Get a verification",
+    )
     def get(self, request: Request, verification_id: str) -> Response:
         verification = otp.get_verification(verification_id, bot=bot_of(request))
         return Response(serializers.verification_data(verification))
@@ -99,7 +112,10 @@ class VerificationDetailView(APIView):
 class VerificationCheckView(APIView):
     @extend_schema(
         request=serializers.CheckVerificationSerializer,
-        responses=serializers.CheckResultSerializer,
+        responses={
+            200: serializers.CheckResultSerializer,
+            **serializers.error_responses(*BODY_ERRORS, 404, 429),
+        },
         summary="Check a code",
     )
     def post(self, request: Request, verification_id: str) -> Response:
@@ -114,7 +130,10 @@ class VerificationResendView(APIView):
 
     @extend_schema(
         request=serializers.EmptySerializer,
-        responses=serializers.VerificationSerializer,
+        responses={
+            200: serializers.VerificationSerializer,
+            **serializers.error_responses(*BODY_ERRORS, 404, 409, 429, 502),
+        },
         summary="Send a new code (the old one stops working)",
     )
     def post(self, request: Request, verification_id: str) -> Response:
@@ -126,7 +145,10 @@ class VerificationResendView(APIView):
 class VerificationCancelView(APIView):
     @extend_schema(
         request=serializers.EmptySerializer,
-        responses=serializers.VerificationSerializer,
+        responses={
+            200: serializers.VerificationSerializer,
+            **serializers.error_responses(*BODY_ERRORS, 404, 409),
+        },
         summary="Cancel a pending verification",
     )
     def post(self, request: Request, verification_id: str) -> Response:

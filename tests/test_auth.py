@@ -304,6 +304,19 @@ def test_the_schema_answers_without_a_key(client, db):
     assert "/integrations/custom-feature/send-otp-sms" in text
 
 
+def test_the_schema_documents_each_error_a_send_may_answer_with_its_codes(client, db):
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    native = schema["paths"]["/api/v1/verifications"]["post"]["responses"]
+    guide = schema["paths"]["/integrations/custom-feature/send-otp-sms"]["post"]["responses"]
+
+    assert sorted(native) == ["201", "400", "401", "413", "415", "429", "502", "503"]
+    assert "`cache_unavailable`" in native["503"]["description"]
+    assert "`provider_code`" in native["502"]["description"]
+    error = native["429"]["content"]["application/json"]["schema"]["$ref"]
+    guide_error = guide["429"]["content"]["application/json"]["schema"]["$ref"]
+    assert (error, guide_error) == ("#/components/schemas/Error", "#/components/schemas/GuideError")
+
+
 def test_the_docs_page_loads_nothing_from_another_host(client, db):
     response = client.get("/api/docs/")
 
