@@ -158,7 +158,9 @@ class ErrorSerializer(serializers.Serializer):
     )
     detail = serializers.CharField(help_text="For people; its wording may change.")
     errors = serializers.DictField(
-        required=False, help_text="On `invalid_request`: the messages of each field at fault."
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="On `invalid_request`: the messages of each field at fault.",
     )
     provider_code = serializers.IntegerField(
         required=False, help_text="On `provider_error`: Twilio's own error code."
