@@ -4,10 +4,12 @@ Both count each bot's sends (integrations.throttles), so concurrent increments
 from any number of workers must all land.
 """
 
+from datetime import datetime
 from typing import Any
 
 from django.core.cache.backends import db, redis
-from django.db import connections, router, transaction
+from django.db import connections, models, router, transaction
+from django.utils import timezone
 
 # INCRBY only a key that exists, in one atomic step. Django's client sends
 # EXISTS, then INCRBY: two round trips, between which the key may expire and
@@ -60,28 +62,43 @@ class RedisCache(redis.RedisCache):
 
 
 class DatabaseCache(db.DatabaseCache):
-    """Django's database cache, with the row locked from incr's read to its write.
+    """Django's database cache, with an incr that counts every increment and keeps the expiry.
 
     Django's incr reads the value, then writes value + delta in another
     statement: two workers counting at once could both write the same number,
     and a send would go uncounted. Here the row is locked first (FOR UPDATE on
-    PostgreSQL; SQLite's transactions here take the write lock at BEGIN).
+    PostgreSQL; SQLite's transactions here take the write lock at BEGIN). And
+    Django's incr writes with the default timeout (300 s), which would let a
+    count of an hour's or a day's window lapse after five quiet minutes; here
+    the key keeps the expiry it was created with, as Redis's INCR does.
     """
 
     def incr(self, key: str, delta: int = 1, version: int | None = None) -> int:
         alias = router.db_for_write(self.cache_model_class)
         connection = connections[alias]
-        with transaction.atomic(using=alias):
-            if connection.features.has_select_for_update:
-                quote = connection.ops.quote_name
-                with connection.cursor() as cursor:
-                    cursor.execute(
-                        f"SELECT 1 FROM {quote(self._table)}"  # noqa: S608 - the table's name, from settings
-                        f" WHERE {quote('cache_key')} = %s FOR UPDATE",
-                        [self.make_and_validate_key(key, version=version)],
-                    )
-                    # Missing as of the lock: a row that another transaction
-                    # commits later must not be read and written here unlocked.
-                    if cursor.fetchone() is None:
-                        raise ValueError(f"Key '{key}' not found.")
-            return super().incr(key, delta, version=version)
+        quote = connection.ops.quote_name
+        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        with transaction.atomic(using=alias), connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {quote('expires')} FROM {quote(self._table)}"  # noqa: S608 - the table's name, from settings
+                f" WHERE {quote('cache_key')} = %s{lock}",
+                [self.make_and_validate_key(key, version=version)],
+            )
+            row = cursor.fetchone()
+            # Missing as of the lock: a row that another transaction commits
+            # later must not be read and written here unlocked.
+            value = self._missing_key if row is None else self.get(key, self._missing_key, version)
+            if value is self._missing_key:
+                raise ValueError(f"Key '{key}' not found.")
+            left = (_as_datetime(row[0], connection) - timezone.now()).total_seconds()
+            self.set(key, value + delta, timeout=max(left, 0.001), version=version)
+        return value + delta
+
+
+def _as_datetime(value: Any, connection: Any) -> datetime:
+    """The `expires` column as the cache reads it (SQLite returns text)."""
+    expression = models.Expression(output_field=models.DateTimeField())
+    converters = connection.ops.get_db_converters(expression)
+    for convert in converters + expression.get_db_converters(connection):
+        value = convert(value, expression, connection)
+    return value

@@ -85,6 +85,30 @@ def test_the_next_window_allows_sends_again(api, outbox, time_machine):
     assert start(api, FOURTH_PHONE).status_code == 201
 
 
+def test_an_hourly_count_outlasts_a_quiet_spell_in_its_window(api, outbox, settings, time_machine):
+    settings.BOT_SEND_RATE = "3/hour"
+    for phone in (US_PHONE, US_PHONE_2, US_PHONE_3):
+        start(api, phone)
+
+    time_machine.shift(timedelta(minutes=10))
+
+    assert start(api, FOURTH_PHONE).status_code == 429
+    assert len(outbox) == 3
+
+
+def test_the_database_caches_incr_keeps_the_keys_expiry(db, settings, time_machine):
+    if "redis" in settings.CACHES["default"]["BACKEND"].lower():
+        pytest.skip("Redis keeps a key's TTL through INCR itself, on its own clock")
+    cache.set("sends", 1, timeout=3600)
+    assert cache.incr("sends") == 2
+
+    time_machine.shift(timedelta(minutes=10))  # past Django's default timeout of 300 s
+    assert cache.get("sends") == 2
+    time_machine.shift(timedelta(minutes=51))
+
+    assert cache.get("sends") is None
+
+
 def test_an_empty_send_rate_caps_nothing(api, outbox, settings):
     settings.BOT_SEND_RATE = ""
     phones = [f"+1415555{n:04d}" for n in range(2700, 2710)]
