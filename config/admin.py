@@ -1,4 +1,4 @@
-"""The admin site, its home page grouped as the product speaks of it.
+"""The admin site: its home page grouped as the product speaks of it, its login capped.
 
 Django lists models by app (Integrations, Chat flows, Authentication…); staff
 think in the guide's terms instead: the Developer Section where bots and APIs
@@ -6,12 +6,20 @@ are defined, the chat flows, and the logs they review. The home page and the
 sidebar show those sections; each app's own page stays as Django builds it.
 """
 
+import math
 from typing import Any
 
 from django.contrib import admin
-from django.contrib.admin.apps import AdminConfig
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.urls import reverse
+
+from integrations.throttles import (
+    count_failed_staff_login,
+    forget_failed_staff_logins,
+    staff_login_wait,
+)
 
 # (title, models by label) in the order the home page shows them.
 SECTIONS: list[tuple[str, list[str]]] = [
@@ -30,7 +38,29 @@ SECTIONS: list[tuple[str, list[str]]] = [
 ]
 
 
+class StaffLoginForm(AdminAuthenticationForm):
+    """The admin's login form, refusing a username after too many failed logins."""
+
+    def clean(self) -> dict[str, Any]:
+        username = self.cleaned_data.get("username") or ""
+        wait = staff_login_wait(username)
+        if wait:
+            raise ValidationError(
+                "Too many failed logins to this account. "
+                f"Try again in {math.ceil(wait / 60)} minutes.",
+                code="locked",
+            )
+        try:
+            cleaned = super().clean()
+        except ValidationError:
+            count_failed_staff_login(username)
+            raise
+        forget_failed_staff_logins(username)
+        return cleaned
+
+
 class ChatbotAuthAdminSite(admin.AdminSite):
+    login_form = StaffLoginForm
     site_header = "chatbot-auth administration"
     site_title = "chatbot-auth"
     index_title = "Bots, APIs, flows and logs"
@@ -88,7 +118,3 @@ def _dashboard(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "view_only": True,
         }
     ]
-
-
-class ChatbotAuthAdminConfig(AdminConfig):
-    default_site = "config.admin.ChatbotAuthAdminSite"

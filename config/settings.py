@@ -44,7 +44,7 @@ if _public_host not in ALLOWED_HOSTS and "*" not in ALLOWED_HOSTS:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "config.admin.ChatbotAuthAdminConfig",
+    "config.apps.ChatbotAuthAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -281,6 +281,12 @@ if BOT_SEND_RATE and not re.fullmatch(r"[1-9][0-9]*/(second|minute|hour|day)", B
         f"BOT_SEND_RATE must look like 60/minute (second, minute, hour or day), "
         f"or be empty; not {BOT_SEND_RATE!r}."
     )
+# Failed admin logins to one username within a window of STAFF_LOGIN_LOCK_SECONDS
+# before it is refused for the rest of the window (0: no cap).
+STAFF_LOGIN_MAX_FAILURES = env.int("STAFF_LOGIN_MAX_FAILURES", default=10)
+STAFF_LOGIN_LOCK_SECONDS = env.int("STAFF_LOGIN_LOCK_SECONDS", default=900)
+if STAFF_LOGIN_LOCK_SECONDS < 1:
+    raise ImproperlyConfigured("STAFF_LOGIN_LOCK_SECONDS must be at least 1.")
 # A worker reuses an API key it has validated for this long (0: never). Revoking
 # or deleting a key in the admin clears the worker that saved it at once; the
 # other workers stop accepting the key within this many seconds.

@@ -1,10 +1,14 @@
-"""A per-bot cap on sends, on top of the per-phone limits and the day's cap.
+"""Caps counted in the cache: a bot's sends, and failed staff logins per username.
 
-The per-phone limits stop one number being flooded; this stops one bot (or a
-leaked key) sending to many numbers at once and spending the whole day's cap
-that other bots share.
+The per-phone limits stop one number being flooded; the per-bot cap stops one
+bot (or a leaked key) sending to many numbers at once and spending the whole
+day's cap that other bots share. The staff login cap stops password guessing
+against an admin account.
 """
 
+import contextlib
+import hashlib
+import logging
 import math
 import time
 from typing import Any
@@ -15,7 +19,9 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from .auth import bot_of
-from .exceptions import RateLimitedError
+from .exceptions import CACHE_UNAVAILABLE, RateLimitedError
+
+logger = logging.getLogger(__name__)
 
 PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
@@ -73,3 +79,56 @@ def _count_one(key: str, *, timeout: int) -> int:
     except ValueError:  # and the cache evicted it since: start again
         cache.set(key, 1, timeout=timeout)
         return 1
+
+
+# --- Failed staff logins ------------------------------------------------------------
+
+
+def staff_login_wait(username: str) -> int:
+    """Seconds before `username` may try to log in again; 0 when it may now.
+
+    A username is refused for the rest of a STAFF_LOGIN_LOCK_SECONDS window
+    once STAFF_LOGIN_MAX_FAILURES logins to it failed in that window, whether
+    an account has that name or not (the answer tells nothing about which exist).
+    Without a cache to read, logins are allowed: a Redis outage must not lock
+    staff out of the admin.
+    """
+    limit = settings.STAFF_LOGIN_MAX_FAILURES
+    if not limit:
+        return 0
+    key, remaining = _failed_logins_key(username)
+    try:
+        failures = cache.get(key, 0)
+    except CACHE_UNAVAILABLE as exc:
+        logger.warning("Failed staff logins not checked: no cache (%s)", type(exc).__name__)
+        return 0
+    return remaining if failures >= limit else 0
+
+
+def count_failed_staff_login(username: str) -> None:
+    if not settings.STAFF_LOGIN_MAX_FAILURES:
+        return
+    key, remaining = _failed_logins_key(username)
+    try:
+        _count_one(key, timeout=remaining + 60)
+    except CACHE_UNAVAILABLE as exc:
+        logger.warning("Failed staff login not counted: no cache (%s)", type(exc).__name__)
+
+
+def forget_failed_staff_logins(username: str) -> None:
+    """A successful login clears the username's count."""
+    key, _ = _failed_logins_key(username)
+    with contextlib.suppress(*CACHE_UNAVAILABLE):  # then nothing was counted either
+        cache.delete(key)
+
+
+def _failed_logins_key(username: str) -> tuple[str, int]:
+    """The cache key counting `username`'s failures in the current window, and the window's rest.
+
+    The name is hashed: the cache holds no usernames, and keys stay short and plain.
+    """
+    seconds = settings.STAFF_LOGIN_LOCK_SECONDS
+    now = time.time()
+    window = int(now // seconds)
+    digest = hashlib.sha256(username.strip().casefold().encode()).hexdigest()[:32]
+    return f"staff-login-failures:{digest}:{window}", math.ceil((window + 1) * seconds - now)

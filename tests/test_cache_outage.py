@@ -107,3 +107,14 @@ def test_the_dashboard_reads_the_database_when_redis_is_down(db, redis_down, cap
     assert response.status_code == 200
     assert "Verification dashboard" in response.content.decode()
     assert "no cache (ConnectionError)" in caplog.text
+
+
+def test_staff_can_still_log_in_with_redis_down(db, redis_down, caplog):
+    get_user_model().objects.create_user("alice", password="correct horse", is_staff=True)
+    client = Client()
+
+    client.post("/admin/login/", {"username": "alice", "password": "wrong"})
+    client.post("/admin/login/", {"username": "alice", "password": "correct horse"})
+
+    assert "_auth_user_id" in client.session
+    assert "Failed staff login not counted: no cache (ConnectionError)" in caplog.text
