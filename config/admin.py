@@ -45,9 +45,10 @@ class StaffLoginForm(AdminAuthenticationForm):
         username = self.cleaned_data.get("username") or ""
         wait = staff_login_wait(username)
         if wait:
+            minutes = math.ceil(wait / 60)
             raise ValidationError(
                 "Too many failed logins to this account. "
-                f"Try again in {math.ceil(wait / 60)} minutes.",
+                f"Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
                 code="locked",
             )
         try:

@@ -1,7 +1,8 @@
 """The caches: Django's Redis and database caches, each with an incr that loses no count.
 
-Both count each bot's sends (integrations.throttles), so concurrent increments
-from any number of workers must all land.
+Both count each bot's sends and each username's failed staff logins
+(integrations.throttles), so concurrent increments from any number of workers
+must all land, and a count must last as long as its window.
 """
 
 from datetime import datetime

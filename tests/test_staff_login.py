@@ -55,6 +55,14 @@ def test_the_lock_holds_one_username_only(staff):
     assert log_in("bob", PASSWORD)[0]
 
 
+def test_the_wait_is_told_in_whole_minutes(staff, time_machine):
+    for _ in range(3):
+        log_in("alice", "guess")
+    time_machine.move_to(START + timedelta(seconds=850), tick=False)
+
+    assert "Try again in 1 minute." in log_in("alice", PASSWORD)[1]
+
+
 def test_the_lock_ends_with_its_window(staff, time_machine):
     for _ in range(3):
         log_in("alice", "guess")
