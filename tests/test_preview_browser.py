@@ -96,6 +96,7 @@ def test_staff_verify_a_number_in_the_preview(page, preview_url, outbox):
     answer = page.locator("#answer")
     expect(page.locator("#log .bubble.bot").first).to_contain_text("verify your phone number")
     expect(answer).to_have_attribute("type", "tel")
+    expect(page.locator("#status")).to_have_text("Waiting for a phone number")
 
     send(page, PHONE)
     expect(page.locator("#typing")).to_be_visible()
@@ -107,6 +108,7 @@ def test_staff_verify_a_number_in_the_preview(page, preview_url, outbox):
     send(page, code_in(outbox[0]))
     expect(page.locator("#log .bubble.bot").last).to_have_text(demo.VERIFIED_TEXT)
     expect(page.locator("#ended")).to_be_visible()
+    expect(page.locator("#status")).to_have_text("Finished")
     expect(page.locator("#attributes")).to_contain_text("otp_verified")
     screenshot(page, "preview-verified")
 

@@ -119,8 +119,20 @@
     }
     if (mine !== run) return;
     showAttributes(reply.attributes);
-    status.textContent = reply.error ? "Flow error: " + reply.error : "Status: " + reply.status;
+    status.textContent = reply.error ? "Flow error: " + reply.error : statusText(reply);
     setInput(reply.status === "finished" ? null : reply.expects, reply.choices || []);
+  }
+
+  const AWAITED = {
+    phone: "a phone number",
+    code: "the one-time code",
+    text: "an answer",
+    choice: "a choice",
+  };
+
+  function statusText(reply) {
+    if (reply.status === "finished") return "Finished";
+    return "Waiting for " + (AWAITED[reply.expects] || "the user's input");
   }
 
   function failed(error) {
