@@ -16,6 +16,7 @@ endif
 .PHONY: install run serve test lint format bench clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 11) else f"chatbot-auth needs Python 3.11 or newer, and $(PYTHON) is {v.major}.{v.minor}: name another one, e.g. make run PYTHON=python3.12")'
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements.lock
