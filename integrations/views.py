@@ -1,11 +1,5 @@
 """Bot-facing OTP endpoints: the guide's two, and the native verifications API."""
 
-from collections.abc import Callable
-
-from django.core.cache import cache
-from django.db import DatabaseError, connection
-from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_safe
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,7 +7,6 @@ from rest_framework.views import APIView
 
 from . import otp, serializers
 from .auth import bot_of
-from .exceptions import CACHE_UNAVAILABLE
 from .serializers import BODY_ERRORS
 from .sms import ProviderAccount
 from .throttles import BotSendRateThrottle
@@ -162,35 +155,3 @@ def _validated(serializer_class: type, request: Request) -> dict:
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
-
-
-# GET and HEAD: some load balancers probe with HEAD.
-@require_safe
-def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness, and whether the database and the cache answer, for load balancers and monitors.
-
-    Both are needed to send a code (the cache holds each bot's send count), so
-    either one unreachable answers 503.
-    """
-    report = {"database": _answers(_ping_database), "cache": _answers(_ping_cache)}
-    healthy = all(state == "ok" for state in report.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "error", **report}, status=200 if healthy else 503
-    )
-
-
-def _ping_database() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-
-
-def _ping_cache() -> None:
-    cache.get("healthz")
-
-
-def _answers(ping: Callable[[], None]) -> str:
-    try:
-        ping()
-    except (DatabaseError, *CACHE_UNAVAILABLE):
-        return "unreachable"
-    return "ok"

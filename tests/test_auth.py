@@ -339,6 +339,25 @@ def test_healthz_answers_a_head_probe(client, db):
     assert client.head("/healthz").status_code == 200
 
 
+def test_healthz_answers_a_probe_at_the_nodes_own_address_over_plain_http(client, db, settings):
+    settings.ALLOWED_HOSTS = ["chatbot-auth.example.com"]
+    settings.SECURE_SSL_REDIRECT = True
+
+    probe = client.get("/healthz", HTTP_HOST="10.0.3.7:8000")
+    other = client.get("/api/schema/", HTTP_HOST="10.0.3.7:8000")
+
+    assert probe.status_code == 200
+    assert probe.json()["status"] == "ok"
+    assert other.status_code == 400  # every other URL still checks the Host
+
+
+def test_healthz_refuses_other_methods(client, db):
+    response = client.post("/healthz")
+
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, HEAD"
+
+
 def test_the_site_serves_the_favicon_that_browsers_ask_for(client, db):
     response = client.get("/favicon.ico")
 
