@@ -9,7 +9,8 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import Now
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -51,9 +52,31 @@ class BotAPIKeyInline(admin.TabularInline):
 
 @admin.register(Bot)
 class BotAdmin(admin.ModelAdmin):
-    list_display = ["name", "created_at"]
+    list_display = ["name", "usable_keys", "flows", "created_at"]
     search_fields = ["name"]
     inlines = [BotAPIKeyInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Bot]:
+        usable = Q(api_keys__revoked=False) & (
+            Q(api_keys__expiry_date__isnull=True) | Q(api_keys__expiry_date__gt=Now())
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                usable_key_count=Count("api_keys", filter=usable, distinct=True),
+                flow_count=Count("flows", distinct=True),
+            )
+        )
+
+    @admin.display(description="usable API keys", ordering="usable_key_count")
+    def usable_keys(self, bot: Any) -> int:
+        """Keys neither revoked nor expired: 0 means the bot cannot call the API."""
+        return bot.usable_key_count
+
+    @admin.display(description="flows", ordering="flow_count")
+    def flows(self, bot: Any) -> int:
+        return bot.flow_count
 
 
 @admin.register(BotAPIKey)

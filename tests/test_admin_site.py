@@ -1,8 +1,13 @@
-"""The admin's home page and sidebar, grouped as the product's sections."""
+"""The admin's home page and sidebar, grouped as the product's sections; the bot list."""
+
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
+from chatflows.definitions import build_flow
+from integrations.models import Bot, BotAPIKey
 from tests.log_helpers import reviewer_client, staff_client
 
 pytestmark = pytest.mark.django_db
@@ -74,3 +79,19 @@ def test_the_admin_has_no_view_site_link_to_a_page_that_does_not_exist():
     client = staff_client("boss", superuser=True)
 
     assert "View site" not in client.get("/admin/").content.decode()
+
+
+def test_the_bot_list_counts_each_bots_usable_keys_and_flows():
+    bot = Bot.objects.create(name="Support bot")
+    BotAPIKey.objects.create_key(bot=bot, name="live")
+    BotAPIKey.objects.create_key(bot=bot, name="old", revoked=True)
+    BotAPIKey.objects.create_key(bot=bot, name="lapsed", expiry_date=timezone.now() - timedelta(1))
+    Bot.objects.create(name="Keyless bot")
+    for slug in ("a", "b"):
+        build_flow(bot, name=slug, slug=slug, steps=[{"kind": "end"}])
+    client = staff_client("boss", superuser=True)
+
+    rows = client.get("/admin/integrations/bot/").context["cl"].result_list
+
+    counted = {bot.name: (bot.usable_key_count, bot.flow_count) for bot in rows}
+    assert counted == {"Support bot": (1, 2), "Keyless bot": (0, 0)}
