@@ -172,7 +172,7 @@ class GuideErrorSerializer(ErrorSerializer):
     message = serializers.CharField(help_text="The same text as `detail`.")
 
 
-# What each status may answer, with its codes. Every 429 and 503 sends Retry-After.
+# What each status may answer, with its codes.
 ERROR_CODES = {
     400: "`invalid_request` (malformed JSON, missing, unknown or mistyped fields; "
     "`errors` says which), `invalid_phone_number`, `country_not_allowed`",
@@ -181,10 +181,11 @@ ERROR_CODES = {
     409: "`verification_closed`, `conversation_finished`, `conversation_busy` or `flow_inactive`",
     413: "`invalid_request`: the body is larger than 64 KiB",
     415: "`unsupported_media_type`: send `application/json`",
-    429: "`rate_limited` (a per-phone or per-bot limit) or `phone_locked` (too many wrong codes)",
+    429: "`rate_limited` (a per-phone or per-bot limit) or `phone_locked` (too many wrong "
+    "codes); Retry-After says when to try again",
     502: "`provider_error`: Twilio refused the message (`provider_code` says why)",
-    503: "`provider_unavailable`, `daily_cap_reached`, `database_unavailable` or "
-    "`cache_unavailable`: try again after Retry-After",
+    503: "`provider_unavailable`, `daily_cap_reached` (until the next UTC day), "
+    "`database_unavailable` or `cache_unavailable` (these two with Retry-After: 1)",
 }
 
 
