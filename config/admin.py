@@ -81,8 +81,7 @@ def sections(apps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     grouped = []
     for title, labels in SECTIONS:
         models = [by_label.pop(label) for label in labels if label in by_label]
-        if title == "Logs":
-            models += _dashboard(models)
+        models += _dashboard(models)
         if models:
             grouped.append(_section(title, models))
     for app in apps:
@@ -104,9 +103,9 @@ def _section(title: str, models: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _dashboard(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The verification dashboard, listed with the logs for whoever may view verifications."""
-    if not any(model["object_name"] == "Verification" for model in logs):
+def _dashboard(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The verification dashboard, after the verification log, for whoever may view it."""
+    if not any(model["object_name"] == "Verification" for model in models):
         return []
     return [
         {

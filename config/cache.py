@@ -5,12 +5,12 @@ Both count each bot's sends and each username's failed staff logins
 must all land, and a count must last as long as its window.
 """
 
-from datetime import datetime
+import base64
+import pickle
 from typing import Any
 
 from django.core.cache.backends import db, redis
-from django.db import connections, models, router, transaction
-from django.utils import timezone
+from django.db import connections, router, transaction
 
 # INCRBY only a key that exists, in one atomic step. Django's client sends
 # EXISTS, then INCRBY: two round trips, between which the key may expire and
@@ -69,37 +69,31 @@ class DatabaseCache(db.DatabaseCache):
     statement: two workers counting at once could both write the same number,
     and a send would go uncounted. Here the row is locked first (FOR UPDATE on
     PostgreSQL; SQLite's transactions here take the write lock at BEGIN). And
-    Django's incr writes with the default timeout (300 s), which would let a
-    count of an hour's or a day's window lapse after five quiet minutes; here
-    the key keeps the expiry it was created with, as Redis's INCR does.
+    Django's incr writes through set(), with the default timeout (300 s), which
+    let a count of an hour's or a day's window lapse after five quiet minutes,
+    and with a COUNT(*) of the whole table for culling. Here only the value is
+    updated: the key keeps its expiry, as Redis's INCR does.
     """
 
     def incr(self, key: str, delta: int = 1, version: int | None = None) -> int:
         alias = router.db_for_write(self.cache_model_class)
         connection = connections[alias]
         quote = connection.ops.quote_name
-        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        table, where = quote(self._table), f"WHERE {quote('cache_key')} = %s"
+        cache_key = self.make_and_validate_key(key, version=version)
         with transaction.atomic(using=alias), connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT {quote('expires')} FROM {quote(self._table)}"  # noqa: S608 - the table's name, from settings
-                f" WHERE {quote('cache_key')} = %s{lock}",
-                [self.make_and_validate_key(key, version=version)],
-            )
-            row = cursor.fetchone()
-            # Missing as of the lock: a row that another transaction commits
-            # later must not be read and written here unlocked.
-            value = self._missing_key if row is None else self.get(key, self._missing_key, version)
-            if value is self._missing_key:
+            if connection.features.has_select_for_update:
+                cursor.execute(f"SELECT 1 FROM {table} {where} FOR UPDATE", [cache_key])  # noqa: S608 - the table's name, from settings
+                # Missing as of the lock: a row that another transaction
+                # commits later must not be read and written here unlocked.
+                if cursor.fetchone() is None:
+                    raise ValueError(f"Key '{key}' not found.")
+            value = self.get(key, self._missing_key, version=version)
+            if value is self._missing_key:  # never set, or expired
                 raise ValueError(f"Key '{key}' not found.")
-            left = (_as_datetime(row[0], connection) - timezone.now()).total_seconds()
-            self.set(key, value + delta, timeout=max(left, 0.001), version=version)
-        return value + delta
-
-
-def _as_datetime(value: Any, connection: Any) -> datetime:
-    """The `expires` column as the cache reads it (SQLite returns text)."""
-    expression = models.Expression(output_field=models.DateTimeField())
-    converters = connection.ops.get_db_converters(expression)
-    for convert in converters + expression.get_db_converters(connection):
-        value = convert(value, expression, connection)
-    return value
+            value += delta
+            # Encoded as Django's database cache stores every value.
+            encoded = base64.b64encode(pickle.dumps(value, self.pickle_protocol)).decode("latin1")
+            update = f"UPDATE {table} SET {quote('value')} = %s {where}"  # noqa: S608 - as above
+            cursor.execute(update, [encoded, cache_key])
+        return value

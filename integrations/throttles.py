@@ -49,19 +49,26 @@ class BotSendRateThrottle(BaseThrottle):
         if limit is None or bot is None:
             return True
         count, seconds = limit
-        now = time.time()
-        window = int(now // seconds)
-        # The window's number is part of the key, so a count never outlives its
-        # window even where the cache's own expiry runs on another clock.
+        window, left = _current_window(seconds)
         key = f"bot-sends:{bot.pk}:{seconds}:{window}"
         sent = _count_one(key, timeout=seconds + 60)
         if sent > count:
             # Our error rather than DRF's Throttled, to say what was capped.
             raise RateLimitedError(
-                "This bot has sent too many codes. Try again later.",
-                retry_after=math.ceil((window + 1) * seconds - now),
+                "This bot has sent too many codes. Try again later.", retry_after=left
             )
         return True
+
+
+def _current_window(seconds: int) -> tuple[int, int]:
+    """The number of the current fixed window of `seconds`, and the whole seconds left in it.
+
+    The window's number is part of a count's key, so a count never outlives its
+    window even where the cache's own expiry runs on another clock.
+    """
+    now = time.time()
+    window = int(now // seconds)
+    return window, math.ceil((window + 1) * seconds - now)
 
 
 def _count_one(key: str, *, timeout: int) -> int:
@@ -127,8 +134,6 @@ def _failed_logins_key(username: str) -> tuple[str, int]:
 
     The name is hashed: the cache holds no usernames, and keys stay short and plain.
     """
-    seconds = settings.STAFF_LOGIN_LOCK_SECONDS
-    now = time.time()
-    window = int(now // seconds)
+    window, left = _current_window(settings.STAFF_LOGIN_LOCK_SECONDS)
     digest = hashlib.sha256(username.strip().casefold().encode()).hexdigest()[:32]
-    return f"staff-login-failures:{digest}:{window}", math.ceil((window + 1) * seconds - now)
+    return f"staff-login-failures:{digest}:{window}", left

@@ -7,7 +7,6 @@ from rest_framework.views import APIView
 
 from . import otp, serializers
 from .auth import bot_of
-from .serializers import BODY_ERRORS
 from .sms import ProviderAccount
 from .throttles import BotSendRateThrottle
 
@@ -22,7 +21,7 @@ class GuideSendView(APIView):
         request=serializers.GuideSendSerializer,
         responses={
             200: serializers.GuideSendResponseSerializer,
-            **serializers.error_responses(*BODY_ERRORS, 429, 502, guide=True),
+            **serializers.error_responses(*serializers.BODY_ERRORS, 429, 502, guide=True),
         },
         summary="Send a one-time code (the bot-platform guide's Send OTP API)",
     )
@@ -53,7 +52,7 @@ class GuideVerifyView(APIView):
         request=serializers.GuideVerifySerializer,
         responses={
             200: serializers.GuideVerifyResponseSerializer,
-            **serializers.error_responses(*BODY_ERRORS, 404, 429, guide=True),
+            **serializers.error_responses(*serializers.BODY_ERRORS, 404, 429, guide=True),
         },
         summary="Check a one-time code (the bot-platform guide's Verify OTP API)",
     )
@@ -80,7 +79,7 @@ class VerificationListView(APIView):
         request=serializers.StartVerificationSerializer,
         responses={
             201: serializers.VerificationSerializer,
-            **serializers.error_responses(*BODY_ERRORS, 429, 502),
+            **serializers.error_responses(*serializers.BODY_ERRORS, 429, 502),
         },
         summary="Start a verification: send a code to a phone",
     )
@@ -107,7 +106,7 @@ class VerificationCheckView(APIView):
         request=serializers.CheckVerificationSerializer,
         responses={
             200: serializers.CheckResultSerializer,
-            **serializers.error_responses(*BODY_ERRORS, 404, 429),
+            **serializers.error_responses(*serializers.BODY_ERRORS, 404, 429),
         },
         summary="Check a code",
     )
@@ -125,7 +124,7 @@ class VerificationResendView(APIView):
         request=serializers.EmptySerializer,
         responses={
             200: serializers.VerificationSerializer,
-            **serializers.error_responses(*BODY_ERRORS, 404, 409, 429, 502),
+            **serializers.error_responses(*serializers.BODY_ERRORS, 404, 409, 429, 502),
         },
         summary="Send a new code (the old one stops working)",
     )
@@ -140,7 +139,7 @@ class VerificationCancelView(APIView):
         request=serializers.EmptySerializer,
         responses={
             200: serializers.VerificationSerializer,
-            **serializers.error_responses(*BODY_ERRORS, 404, 409),
+            **serializers.error_responses(*serializers.BODY_ERRORS, 404, 409),
         },
         summary="Cancel a pending verification",
     )

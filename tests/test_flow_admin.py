@@ -241,7 +241,7 @@ def test_the_conversation_list_leads_each_row_by_its_time_and_finds_one_by_its_i
     found = staff.get("/admin/chatflows/conversation/", {"q": conversation_id})
 
     assert re.search(r'<th class="field-created_at[^"]*"><a href="[^"]*/change/', listing)
-    assert "Waiting for input" in listing
+    assert '<td class="field-status">Waiting for input</td>' in listing
     assert [str(row.pk) for row in found.context["cl"].result_list] == [conversation_id]
 
 
